@@ -1,0 +1,7 @@
+"""``python -m kportforward``."""
+
+import sys
+
+from kportforward.cli import main
+
+sys.exit(main())

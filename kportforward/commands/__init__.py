@@ -1,0 +1,1 @@
+"""One module per subcommand, each exposing ``main(args) -> int``; imported only when chosen."""

@@ -1,0 +1,1 @@
+"""The pure domain: no asyncio tasks, no textual, no kubernetes."""

@@ -1,0 +1,157 @@
+"""Immutable records shared by every layer: what to forward, and how it is going."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kportforward.core.states import ForwardState
+
+FORWARD_TYPES = ("rest", "rpc", "web", "other")
+DEFAULT_ADDRESS = "127.0.0.1"
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardSpec:
+    """One configured forward, validated. Field names are snake_case; YAML keys are camelCase."""
+
+    name: str
+    target: str
+    """``KIND/NAME`` as kubectl takes it, e.g. ``service/api``."""
+    target_port: int | str
+    """Remote port: a number, or a named port."""
+    local_port: int
+    namespace: str | None = None
+    """None: kubectl uses the context's namespace."""
+    type: str = "other"
+    swagger_path: str | None = None
+    api_path: str | None = None
+    context: str | None = None
+    """kubectl ``--context``; None follows the kubeconfig's current context."""
+    kubeconfig: str | None = None
+    address: str = DEFAULT_ADDRESS
+    """kubectl ``--address``; loopback unless configured explicitly."""
+    group: str | None = None
+
+    @property
+    def kind(self) -> str:
+        """The target's kind as written (``service``, ``svc``, ``pod`` …)."""
+        return self.target.split("/", 1)[0]
+
+    @property
+    def url(self) -> str:
+        """How a person reaches the forward: ``http://localhost:PORT`` for web/rest."""
+        return self.url_for(self.local_port)
+
+    def url_for(self, port: int) -> str:
+        """The URL for this forward when it listens on ``port`` (which may have been moved)."""
+        host = "localhost" if self.address in ("127.0.0.1", "localhost", "::1") else self.address
+        if self.type in ("web", "rest"):
+            return f"http://{host}:{port}"
+        return f"{host}:{port}"
+
+    @property
+    def exposed(self) -> bool:
+        """True when the forward listens on something other than loopback."""
+        return self.address not in ("127.0.0.1", "localhost", "::1") and not self.address.startswith(
+            "127."
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Global settings from the config (``monitoringInterval``, ``uiOptions``)."""
+
+    monitoring_interval: float = 1.0
+    """Seconds between probes through each tunnel."""
+    refresh_rate: float = 0.25
+    """Seconds between refreshes of time-based cells in the dashboard."""
+    theme: str = "dark"
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigWarning:
+    """Something in a config that is accepted but probably not meant (an unknown key, a shared port)."""
+
+    message: str
+    path: str | None = None
+    line: int | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        where = self.path or ""
+        if self.path and self.line is not None:
+            where = f"{self.path}:{self.line}"
+        if self.key:
+            where = f"{where}: {self.key}" if where else self.key
+        return f"{where}: {self.message}" if where else self.message
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The merged, validated configuration the program runs."""
+
+    forwards: tuple[ForwardSpec, ...] = ()
+    """Enabled forwards, sorted by name."""
+    settings: Settings = field(default_factory=Settings)
+    sources: tuple[str, ...] = ()
+    """The files merged, in order (``<embedded>`` for the defaults)."""
+    warnings: tuple[ConfigWarning, ...] = ()
+
+    def forward(self, name: str) -> ForwardSpec:
+        """The forward called ``name`` (KeyError if there is none)."""
+        for spec in self.forwards:
+            if spec.name == name:
+                return spec
+        raise KeyError(name)
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """One state change of one forward, with its human reason."""
+
+    ts: float
+    """Wall-clock time (``time.time()``)."""
+    state: ForwardState
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardStatus:
+    """An immutable snapshot of one forward, the only thing the UI ever sees."""
+
+    spec: ForwardSpec
+    state: ForwardState
+    reason: str = ""
+    local_port: int = 0
+    """The port actually used (``spec.local_port`` unless the resolver moved it)."""
+    port_moved_reason: str | None = None
+    pid: int | None = None
+    restarts: int = 0
+    running_since: float | None = None
+    """Wall-clock time the current Running stretch began; None when not Running."""
+    retry_at: float | None = None
+    """Wall-clock time a Cooldown/Failed/Suspended forward will next try."""
+    connections: int = 0
+    """``Handling connection`` lines seen, over all restarts."""
+    last_error: str | None = None
+    rss: int | None = None
+    """kubectl's resident memory in bytes (sampled)."""
+    cpu_percent: float | None = None
+    history: tuple[Transition, ...] = ()
+    probe_latencies: tuple[float, ...] = ()
+    """Recent probe round-trips in seconds, oldest first."""
+
+    @property
+    def name(self) -> str:
+        """The forward's name."""
+        return self.spec.name
+
+    @property
+    def url(self) -> str:
+        """The URL on the port actually in use."""
+        return self.spec.url_for(self.local_port or self.spec.local_port)
+
+    @property
+    def port_moved(self) -> bool:
+        """True when the resolver moved the forward off its configured port."""
+        return bool(self.local_port) and self.local_port != self.spec.local_port

@@ -1,0 +1,57 @@
+"""Shared fixtures. Every test is hermetic: a temporary HOME, XDG dirs, KUBECONFIG and KUBECACHEDIR."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(autouse=True)
+def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point HOME, XDG dirs, KUBECONFIG and KUBECACHEDIR into a fresh temporary directory."""
+    home = tmp_path_factory.mktemp("home")
+    for name, sub in (
+        ("XDG_CONFIG_HOME", ".config"),
+        ("XDG_CACHE_HOME", ".cache"),
+        ("XDG_DATA_HOME", ".local/share"),
+        ("XDG_STATE_HOME", ".local/state"),
+    ):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+        monkeypatch.setenv(name, str(home / sub))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("KUBECONFIG", str(home / ".kube" / "config"))
+    monkeypatch.setenv("KUBECACHEDIR", str(home / ".kube" / "cache"))
+    monkeypatch.delenv("KPORTFORWARD_CONFIG", raising=False)
+    monkeypatch.delenv("KUBECTL_PORT_FORWARD_WEBSOCKETS", raising=False)
+    return home
+
+
+@pytest.fixture
+def kubectl() -> str:
+    """Path of the real kubectl; skip without it, unless KPORTFORWARD_REQUIRE_KUBECTL=1 (then fail)."""
+    path = shutil.which("kubectl")
+    if path is None:
+        if os.environ.get("KPORTFORWARD_REQUIRE_KUBECTL") == "1":
+            pytest.fail("kubectl not found on PATH and KPORTFORWARD_REQUIRE_KUBECTL=1")
+        pytest.skip("kubectl not found on PATH")
+    return path
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, **kw):
+    """Run ``python -m kportforward ARGS`` in a subprocess with the test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "kportforward", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
