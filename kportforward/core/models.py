@@ -155,3 +155,15 @@ class ForwardStatus:
     def port_moved(self) -> bool:
         """True when the resolver moved the forward off its configured port."""
         return bool(self.local_port) and self.local_port != self.spec.local_port
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterStatus:
+    """Reachability of one cluster (one kube context) as the access probe last saw it."""
+
+    context: str
+    """The kube context name (the current context for forwards without ``context``)."""
+    server: str = ""
+    reachable: bool | None = None
+    """None until the first probe answers."""
+    reason: str = ""

@@ -1,0 +1,1 @@
+"""The asyncio supervisor: the only place that starts processes."""

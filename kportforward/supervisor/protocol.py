@@ -1,0 +1,46 @@
+"""What the UI and ``run`` may ask of a supervisor. The real one is ``supervisor.Supervisor``;
+tests may drive the UI with a scripted implementation of the same protocol."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from kportforward.core.models import ClusterStatus, Config, ForwardStatus
+from kportforward.supervisor.events import SupervisorEvent
+
+
+class SupervisorProtocol(Protocol):
+    """Commands in, immutable snapshots and events out."""
+
+    config: Config
+
+    async def start(self) -> None:
+        """Resolve ports and start every configured forward; returns once all are spawned or queued."""
+
+    def snapshot(self) -> tuple[ForwardStatus, ...]:
+        """Every forward's current status, sorted by name. Cheap; callable at any rate."""
+
+    def clusters(self) -> tuple[ClusterStatus, ...]:
+        """Every cluster the forwards use, with its last probe result."""
+
+    def events(self) -> AsyncIterator[SupervisorEvent]:
+        """The single event stream, in order. One consumer."""
+
+    def log_lines(self, name: str) -> tuple[str, ...]:
+        """The last few hundred lines kubectl printed for ``name`` (stdout and stderr, timestamped)."""
+
+    async def stop(self, name: str) -> None:
+        """Stop one forward (its kubectl exits); it stays Stopped until started."""
+
+    async def start_forward(self, name: str) -> None:
+        """Start a Stopped forward, or retry a Failed/Cooldown/Suspended one now."""
+
+    async def restart(self, name: str) -> None:
+        """Stop and start one forward now (a new kubectl, a new pid)."""
+
+    async def reload(self, config: Config) -> None:
+        """Apply a new config: added start, removed stop, changed restart, unchanged keep their pid."""
+
+    async def shutdown(self) -> None:
+        """Stop everything; no kubectl is left. Idempotent."""
