@@ -1,0 +1,351 @@
+"""Local port availability, found out by binding the way kubectl will, and cached for a few seconds.
+
+kubectl's listener is Go's ``net.Listen("tcp4", "127.0.0.1:P")``. On Linux and macOS Go sets
+``SO_REUSEADDR`` before binding, so a port whose old connections linger in TIME_WAIT is free to
+it; on Windows Go does not (there the option would let two sockets share a port). We bind and
+listen with the same options, so "available" here means "kubectl's listener will succeed".
+
+Binding costs a few system calls; a dashboard that asks about the same ports every refresh should
+not pay them each time. Answers are kept in a ``cachetools.TTLCache`` whose clock is injectable, so
+tests drive expiry with a fake timer. Who holds a busy port (psutil) is only looked up when a
+message needs it, because ``psutil.net_connections`` walks every process's file descriptors.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from typing import Final, Literal
+
+import cachetools
+
+Reason = Literal["free", "in_use", "permission_denied", "address_not_available", "invalid"]
+
+MIN_PORT: Final = 1
+MAX_PORT: Final = 65535
+FIRST_UNPRIVILEGED_PORT: Final = 1024
+WILDCARD_ADDRESSES: Final = frozenset({"0.0.0.0", "::"})
+
+# Below this many uncached ports a thread pool costs more than it saves (a bind is ~15 µs).
+_PARALLEL_THRESHOLD: Final = 32
+
+_REUSEADDR = sys.platform != "win32"
+_NOT_AVAILABLE_ERRNOS = frozenset(
+    code for code in (errno.EADDRNOTAVAIL, getattr(errno, "WSAEADDRNOTAVAIL", None)) if code
+)
+_IN_USE_ERRNOS = frozenset(
+    code for code in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", None)) if code
+)
+_PERMISSION_ERRNOS = frozenset({errno.EACCES, errno.EPERM})
+
+
+@dataclass(frozen=True, slots=True)
+class PortCheck:
+    """What binding ``address:port`` told us, with a reason code and a human message."""
+
+    port: int
+    address: str
+    available: bool
+    reason: Reason
+    """``free | in_use | permission_denied | address_not_available | invalid``."""
+    detail: str = ""
+    """The OS error text, or why the input is invalid."""
+    holder_pid: int | None = None
+    """The process holding a busy port when psutil can see it (``check(holder=True)`` fills it)."""
+    holder_name: str | None = None
+    holder_checked: bool = False
+    """True once psutil was asked, so a holder the OS hides is not searched for again."""
+
+    @property
+    def holder(self) -> str | None:
+        """``python3 (pid 4121)`` when the holder is known, else None."""
+        if self.holder_pid is None:
+            return None
+        return f"{self.holder_name or 'unknown'} (pid {self.holder_pid})"
+
+    @property
+    def message(self) -> str:
+        """One line for a person: ``8080 is held by python3 (pid 4121)``, ``80 is privileged`` …"""
+        if self.reason == "free":
+            return f"{self.port} is free on {self.address}"
+        if self.reason == "in_use":
+            who = self.holder
+            if who:
+                return f"{self.port} is held by {who}"
+            return f"{self.port} is in use on {self.address}"
+        if self.reason == "permission_denied":
+            return f"{self.port} is a privileged port (permission denied on {self.address})"
+        if self.reason == "address_not_available":
+            return f"address {self.address} is not configured on this machine"
+        return f"{self.address}:{self.port} is not a usable port ({self.detail or 'invalid'})"
+
+
+@dataclass(frozen=True, slots=True)
+class CacheInfo:
+    """Counters for ``profile`` and the details screen."""
+
+    hits: int
+    misses: int
+    size: int
+    maxsize: int
+    ttl: float
+
+    @property
+    def hit_ratio(self) -> float:
+        """Hits over lookups; 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+def normalize_address(address: str) -> str:
+    """The address to bind: ``localhost`` means 127.0.0.1, as kubectl's IPv4 listener uses."""
+    return "127.0.0.1" if address == "localhost" else address
+
+
+def addresses_overlap(a: str, b: str) -> bool:
+    """True when listeners on ``a`` and ``b`` with the same port would collide."""
+    a, b = normalize_address(a), normalize_address(b)
+    return a == b or a in WILDCARD_ADDRESSES or b in WILDCARD_ADDRESSES
+
+
+def probe_port(port: int, address: str = "127.0.0.1") -> PortCheck:
+    """Bind and listen on ``address:port`` once, uncached, and say what happened."""
+    address = normalize_address(address)
+    if not isinstance(port, int) or isinstance(port, bool) or not MIN_PORT <= port <= MAX_PORT:
+        return PortCheck(port, address, False, "invalid", f"port must be {MIN_PORT}–{MAX_PORT}")
+    try:
+        family = socket.AF_INET6 if ipaddress.ip_address(address).version == 6 else socket.AF_INET
+    except ValueError:
+        return PortCheck(port, address, False, "invalid", f"{address!r} is not an IP address")
+    try:
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as exc:  # e.g. IPv6 disabled in the kernel
+        return PortCheck(port, address, False, "address_not_available", str(exc))
+    try:
+        if _REUSEADDR:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # listen() too: on Linux a bound-but-not-listening SO_REUSEADDR socket lets bind() pass
+        # while the listen that kubectl does would still fail.
+        sock.bind((address, port))
+        sock.listen(1)
+    except OSError as exc:
+        code = exc.errno
+        if code in _IN_USE_ERRNOS:
+            reason: Reason = "in_use"
+        elif code in _PERMISSION_ERRNOS:
+            reason = "permission_denied"
+        elif code in _NOT_AVAILABLE_ERRNOS:
+            reason = "address_not_available"
+        else:
+            reason = "invalid"
+        return PortCheck(port, address, False, reason, exc.strerror or str(exc))
+    finally:
+        sock.close()
+    return PortCheck(port, address, True, "free")
+
+
+def find_listeners(ports: Iterable[int], address: str = "127.0.0.1") -> dict[int, tuple[int, str]]:
+    """``{port: (pid, process name)}`` for listeners that overlap ``address``, in one psutil scan.
+
+    Ports whose holder the OS hides from us (another user's process without privileges) are absent.
+    """
+    import psutil  # imported here: only messages need it, and it is not free to import
+
+    wanted = set(ports)
+    found: dict[int, tuple[int, str]] = {}
+    if not wanted:
+        return found
+    try:
+        conns = psutil.net_connections(kind="tcp")
+    except (psutil.AccessDenied, OSError):
+        return found
+    address = normalize_address(address)
+    for conn in conns:
+        laddr = conn.laddr
+        if not laddr or laddr.port not in wanted or conn.pid is None:
+            continue
+        if conn.status != psutil.CONN_LISTEN or not addresses_overlap(laddr.ip, address):
+            continue
+        if laddr.port in found:
+            continue
+        try:
+            name = psutil.Process(conn.pid).name()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            name = "unknown"
+        found[laddr.port] = (conn.pid, name)
+    return found
+
+
+class PortChecker:
+    """TTL-cached port availability with batch checks and hit/miss counters.
+
+    Thread-safe: the cache is guarded by a lock; binds happen outside it.
+    """
+
+    def __init__(
+        self,
+        ttl: float = 5.0,
+        timer: Callable[[], float] = time.monotonic,
+        max_workers: int = 32,
+        maxsize: int = 65536,
+    ) -> None:
+        self.ttl = ttl
+        self.max_workers = max(1, max_workers)
+        self._timer = timer
+        self._cache: cachetools.TTLCache[tuple[str, int], PortCheck] = cachetools.TTLCache(
+            maxsize=maxsize, ttl=ttl, timer=timer
+        )
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self.hits = 0
+        self.misses = 0
+
+    # -- single ports -------------------------------------------------------------------------
+
+    def is_available(self, port: int, address: str = "127.0.0.1") -> bool:
+        """True when kubectl could listen on ``address:port`` now (cached for ``ttl`` seconds)."""
+        return self._lookup(port, normalize_address(address)).available
+
+    def check(self, port: int, address: str = "127.0.0.1", *, holder: bool = False) -> PortCheck:
+        """The cached record for ``address:port``; ``holder=True`` also names who holds it."""
+        result = self._lookup(port, normalize_address(address))
+        if holder and result.reason == "in_use" and not result.holder_checked:
+            result = self.with_holders([result])[0]
+        return result
+
+    def _lookup(self, port: int, address: str) -> PortCheck:
+        key = (address, port)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self.hits += 1
+                return cached
+            self.misses += 1
+        result = probe_port(port, address)
+        with self._lock:
+            self._cache[key] = result
+        return result
+
+    # -- batches ------------------------------------------------------------------------------
+
+    def check_many(self, ports: Iterable[int], address: str = "127.0.0.1") -> dict[int, bool]:
+        """``{port: available}`` for every port, probing the uncached ones concurrently."""
+        records = self.check_many_records(ports, address)
+        return {port: rec.available for port, rec in records.items()}
+
+    def check_many_records(
+        self, ports: Iterable[int], address: str = "127.0.0.1"
+    ) -> dict[int, PortCheck]:
+        """``{port: PortCheck}`` for every port; uncached ones are probed in a thread pool."""
+        address = normalize_address(address)
+        results: dict[int, PortCheck] = {}
+        missing: list[int] = []
+        with self._lock:
+            for port in dict.fromkeys(ports):
+                cached = self._cache.get((address, port))
+                if cached is not None:
+                    self.hits += 1
+                    results[port] = cached
+                else:
+                    self.misses += 1
+                    missing.append(port)
+        if not missing:
+            return results
+        probed = self._probe_all(missing, address)
+        with self._lock:
+            for rec in probed:
+                self._cache[(address, rec.port)] = rec
+        for rec in probed:
+            results[rec.port] = rec
+        return results
+
+    def _probe_all(self, ports: list[int], address: str) -> list[PortCheck]:
+        if len(ports) < _PARALLEL_THRESHOLD or self.max_workers == 1:
+            return [probe_port(port, address) for port in ports]
+        # One task per chunk, not per port: a future costs more than the bind it would wrap.
+        workers = min(self.max_workers, len(ports) // (_PARALLEL_THRESHOLD // 2) or 1)
+        chunks = [ports[i::workers] for i in range(workers)]
+        pool = self._executor()
+        futures = [pool.submit(_probe_chunk, chunk, address) for chunk in chunks]
+        out: list[PortCheck] = []
+        for future in futures:
+            out.extend(future.result())
+        return out
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix="port-check"
+                )
+            return self._pool
+
+    def with_holders(self, records: Iterable[PortCheck]) -> list[PortCheck]:
+        """The records with ``holder_pid``/``holder_name`` filled for busy ports (one psutil scan
+        per address), and the cache updated so the next message costs nothing."""
+        records = list(records)
+        busy: dict[str, set[int]] = {}
+        for rec in records:
+            if rec.reason == "in_use" and not rec.holder_checked:
+                busy.setdefault(rec.address, set()).add(rec.port)
+        if not busy:
+            return records
+        holders = {addr: find_listeners(ports, addr) for addr, ports in busy.items()}
+        out: list[PortCheck] = []
+        for rec in records:
+            if rec.address in holders and rec.reason == "in_use" and not rec.holder_checked:
+                found = holders[rec.address].get(rec.port)
+                pid, name = found if found else (None, None)
+                rec = replace(rec, holder_pid=pid, holder_name=name, holder_checked=True)
+                with self._lock:
+                    key = (rec.address, rec.port)
+                    if key in self._cache:
+                        self._cache[key] = rec
+            out.append(rec)
+        return out
+
+    # -- maintenance --------------------------------------------------------------------------
+
+    def invalidate(self, port: int | None = None, address: str | None = None) -> None:
+        """Forget ``port`` (on ``address``, or on every address); no arguments forget everything.
+
+        Call it for ports we just took or released so the next answer is fresh.
+        """
+        with self._lock:
+            if port is None and address is None:
+                self._cache.clear()
+                return
+            norm = normalize_address(address) if address is not None else None
+            for key in [k for k in self._cache if (port is None or k[1] == port)]:
+                if norm is None or key[0] == norm:
+                    self._cache.pop(key, None)
+
+    def cache_info(self) -> CacheInfo:
+        """Hits, misses and size of the cache, for ``profile`` and the UI."""
+        with self._lock:
+            size = len(self._cache)
+        return CacheInfo(self.hits, self.misses, size, int(self._cache.maxsize), self.ttl)
+
+    def close(self) -> None:
+        """Stop the worker threads (if any were started). The checker stays usable."""
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+
+    def __enter__(self) -> PortChecker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _probe_chunk(ports: list[int], address: str) -> list[PortCheck]:
+    return [probe_port(port, address) for port in ports]
