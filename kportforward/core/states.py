@@ -1,7 +1,9 @@
-"""Forward states.
+"""Forward states, the events that move them, and the one table that decides every transition.
 
-The transition table and ``next_state()`` live here too (added with the supervisor); this module holds
-the vocabulary every other layer shares.
+The runner never assigns a state directly: it reports an :class:`Event` and asks
+:func:`next_state` where that leads. An event that does not apply in the current state is ignored
+(``None``), so a late report (a probe answer after a stop, say) can never push a forward somewhere
+it should not be. Every state has at least one way out (``test_states`` checks this).
 """
 
 from __future__ import annotations
@@ -30,3 +32,90 @@ class ForwardState(str, Enum):
     """The cluster is unreachable or credentials expired; waiting for an access probe to pass."""
     STOPPED = "Stopped"
     """Stopped by the user or disabled."""
+
+
+class Event(str, Enum):
+    """Something that happened to one forward; the table maps (state, event) to the next state."""
+
+    SPAWNED = "spawned"
+    """kubectl was started for this forward."""
+    READY = "ready"
+    """kubectl printed ``Forwarding from …``."""
+    PROBE_OK = "probe_ok"
+    """A probe through the tunnel passed."""
+    PROBE_FAILED = "probe_failed"
+    """A probe through the tunnel failed (refused, or no answer in time)."""
+    EXITED = "exited"
+    """kubectl exited with a failure that a retry may fix (lost connection, pod not running …)."""
+    EXITED_FATAL = "exited_fatal"
+    """kubectl exited with a failure retrying cannot fix (NotFound, Forbidden, bad spec)."""
+    CLUSTER_DOWN = "cluster_down"
+    """The cluster is unreachable or rejected the credentials."""
+    CLUSTER_UP = "cluster_up"
+    """The access probe passed again."""
+    PORT_UNAVAILABLE = "port_unavailable"
+    """No local port could be found for the forward."""
+    BACKOFF_ELAPSED = "backoff_elapsed"
+    """The Cooldown (or slow Failed retry) delay is over."""
+    RECONNECT = "reconnect"
+    """Restart without the user: the pod changed, the context changed, or the tunnel is dead."""
+    USER_STOP = "user_stop"
+    """The user (or a config reload) stopped the forward."""
+    USER_START = "user_start"
+    """The user started or restarted the forward, or its config changed."""
+
+
+S = ForwardState
+E = Event
+
+# States in which a kubectl process may exist (or be about to).
+_LIVE = (S.CONNECTING, S.RUNNING, S.DEGRADED)
+_WAITING = (S.COOLDOWN, S.FAILED, S.SUSPENDED)
+
+
+def _table() -> dict[tuple[ForwardState, Event], ForwardState]:
+    t: dict[tuple[ForwardState, Event], ForwardState] = {}
+    # Starting/Reconnecting: the port is being resolved and kubectl is about to be spawned.
+    for s in (S.STARTING, S.RECONNECTING):
+        t[s, E.SPAWNED] = S.CONNECTING
+        t[s, E.PORT_UNAVAILABLE] = S.COOLDOWN
+        t[s, E.CLUSTER_DOWN] = S.SUSPENDED
+        t[s, E.EXITED] = S.COOLDOWN
+        t[s, E.EXITED_FATAL] = S.FAILED
+    t[S.CONNECTING, E.READY] = S.RUNNING
+    t[S.RUNNING, E.PROBE_FAILED] = S.DEGRADED
+    t[S.DEGRADED, E.PROBE_OK] = S.RUNNING
+    t[S.DEGRADED, E.PROBE_FAILED] = S.RECONNECTING
+    for s in _LIVE:
+        t[s, E.EXITED] = S.COOLDOWN
+        t[s, E.EXITED_FATAL] = S.FAILED
+        t[s, E.CLUSTER_DOWN] = S.SUSPENDED
+        t[s, E.RECONNECT] = S.RECONNECTING
+    for s in _WAITING:
+        t[s, E.BACKOFF_ELAPSED] = S.STARTING
+        t[s, E.RECONNECT] = S.STARTING
+    t[S.SUSPENDED, E.CLUSTER_UP] = S.STARTING
+    t[S.COOLDOWN, E.CLUSTER_DOWN] = S.SUSPENDED
+    t[S.FAILED, E.CLUSTER_DOWN] = S.SUSPENDED
+    # The user can stop anything that is not already stopped, and (re)start anything.
+    for s in S:
+        if s is not S.STOPPED:
+            t[s, E.USER_STOP] = S.STOPPED
+        t[s, E.USER_START] = S.RECONNECTING if s in _LIVE else S.STARTING
+    t[S.STARTING, E.USER_START] = S.STARTING
+    t[S.RECONNECTING, E.USER_START] = S.RECONNECTING
+    return t
+
+
+TRANSITIONS: dict[tuple[ForwardState, Event], ForwardState] = _table()
+"""(state, event) → next state. Pairs not listed are ignored."""
+
+
+def next_state(state: ForwardState, event: Event) -> ForwardState | None:
+    """Where ``event`` takes a forward in ``state``; None when the event does not apply there."""
+    return TRANSITIONS.get((state, event))
+
+
+def has_process(state: ForwardState) -> bool:
+    """True in the states where a kubectl process belongs to the forward."""
+    return state in _LIVE

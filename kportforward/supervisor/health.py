@@ -1,0 +1,162 @@
+"""Liveness through the tunnel: is kubectl still carrying bytes to the pod?
+
+kubectl stays alive when the API server hangs, and it accepts local connections it can no
+longer serve. So the probe goes through the tunnel: connect to the local port, half-close our side, and wait
+for the far end to answer. A healthy tunnel relays the EOF to the backend, the backend closes, and
+kubectl closes our socket (or the backend greets us first). A refused connect, or no answer within
+the timeout, means the tunnel is dead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from kportforward.core.backoff import Backoff
+
+log = logging.getLogger(__name__)
+
+ClusterKey = tuple[str, str]
+"""(kubeconfig path or "", context name or "") — one cluster as kubectl would reach it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    """One probe's outcome."""
+
+    ok: bool
+    latency: float
+    """Seconds from connect to the answer (or to the failure)."""
+    reason: str = ""
+
+
+async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
+    """Probe the tunnel listening on ``address:port``; never raises, never waits past ``timeout``."""
+    loop = asyncio.get_running_loop()
+    host = "127.0.0.1" if address in ("localhost", "0.0.0.0") else address
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    start = time.monotonic()
+    try:
+        async with asyncio.timeout(timeout):
+            await loop.sock_connect(sock, (host, port))
+            # Half-close: kubectl passes the EOF through; the backend closes; kubectl closes us.
+            sock.shutdown(socket.SHUT_WR)
+            await loop.sock_recv(sock, 1)
+        return ProbeResult(True, time.monotonic() - start)
+    except TimeoutError:
+        return ProbeResult(
+            False, time.monotonic() - start, f"no answer through the tunnel in {timeout:g}s"
+        )
+    except ConnectionRefusedError:
+        return ProbeResult(False, time.monotonic() - start, "local port refused the connection")
+    except OSError as exc:
+        # A reset still proves kubectl reached the far side and the far side answered.
+        if isinstance(exc, ConnectionResetError):
+            return ProbeResult(True, time.monotonic() - start)
+        return ProbeResult(False, time.monotonic() - start, f"probe failed: {exc.strerror or exc}")
+    finally:
+        with contextlib.suppress(OSError):
+            sock.close()
+
+
+ProbeAccess = Callable[[str | None, str | None, str | None], Awaitable[tuple[bool, str, str]]]
+"""``(kubeconfig, context, namespace) -> (ok, kind, message)``: one RBAC-safe access probe."""
+
+
+async def default_probe_access(
+    kubeconfig: str | None, context: str | None, namespace: str | None, timeout: float = 5.0
+) -> tuple[bool, str, str]:
+    """The kube layer's access probe (``/version`` plus a namespaced check), run off the loop."""
+    from kportforward.kube.access import probe_access  # lazy: imports the kubernetes client
+
+    result = await probe_access(context, kubeconfig, namespace, timeout)
+    return result.kind == "ok", result.kind, result.message
+
+
+@dataclass
+class _Suspension:
+    reason: str
+    backoff: Backoff
+    namespace: str | None
+    task: asyncio.Task[None] | None = None
+    probes: int = 0
+
+
+class ClusterHealth:
+    """Which clusters are suspended, and the one access probe per backoff step that revives them.
+
+    A cluster is a ``(kubeconfig, context)`` pair. While it is suspended no kubectl is spawned for
+    it; one probe runs per backoff step (not one per forward), and when a probe passes every
+    suspended forward of that cluster is told to start again.
+    """
+
+    def __init__(
+        self,
+        on_change: Callable[[ClusterKey, bool, str], None],
+        probe: ProbeAccess | None = None,
+        backoff: Callable[[], Backoff] = Backoff,
+    ) -> None:
+        self._on_change = on_change
+        self._probe = probe or default_probe_access
+        self._new_backoff = backoff
+        self._down: dict[ClusterKey, _Suspension] = {}
+        self.reachable: dict[ClusterKey, tuple[bool, str]] = {}
+        """Last known reachability per cluster: (reachable, reason)."""
+
+    def blocked(self, key: ClusterKey) -> str | None:
+        """Why the cluster is suspended, or None."""
+        down = self._down.get(key)
+        return down.reason if down else None
+
+    def probes(self, key: ClusterKey) -> int:
+        """Access probes made since the cluster was suspended."""
+        down = self._down.get(key)
+        return down.probes if down else 0
+
+    def report_down(self, key: ClusterKey, reason: str, namespace: str | None) -> None:
+        """kubectl says ``key`` is unreachable or rejects us; start probing if not already."""
+        if key in self._down:
+            return
+        down = _Suspension(reason, self._new_backoff(), namespace)
+        self._down[key] = down
+        self.reachable[key] = (False, reason)
+        down.task = asyncio.get_running_loop().create_task(
+            self._revive(key, down), name=f"access-probe {key}"
+        )
+        self._on_change(key, False, reason)
+
+    async def _revive(self, key: ClusterKey, down: _Suspension) -> None:
+        while True:
+            await asyncio.sleep(down.backoff.next_delay())
+            down.probes += 1
+            try:
+                ok, kind, message = await self._probe(
+                    key[0] or None, key[1] or None, down.namespace
+                )
+            except Exception as exc:  # a broken probe must not leave the cluster suspended forever
+                log.warning("access probe for %s failed: %s", key, exc)
+                ok, kind, message = False, "error", str(exc)
+            if ok or kind in ("forbidden", "config"):
+                # forbidden/config: the cluster answers; kubectl will report the real problem.
+                break
+            down.reason = f"{kind}: {message}" if message else kind
+        self._down.pop(key, None)
+        self.reachable[key] = (True, "access probe passed")
+        self._on_change(key, True, "access probe passed")
+
+    async def close(self) -> None:
+        """Cancel every pending probe."""
+        tasks = [d.task for d in self._down.values() if d.task is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._down.clear()

@@ -1,0 +1,332 @@
+"""One ``kubectl port-forward`` process: argv, spawn, output parsing, and the stop sequence.
+
+Facts relied on (shared/notes/kubectl-port-forward.md): readiness is the stdout line
+``Forwarding from 127.0.0.1:PORT -> N``; every accepted local connection prints
+``Handling connection for PORT``; failures are one ``error: …`` or ``Error from server …`` line on
+stderr, exit 1; SIGINT makes kubectl exit 0. With ``-v=6`` kubectl logs each API request, which is
+how we learn the pod it forwards to (``…/pods/<name>/portforward``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import enum
+import logging
+import os
+import re
+import signal
+import sys
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kportforward.core.models import ForwardSpec
+from kportforward.logs import redact
+
+try:  # the ports helper owns these names; keep working until it lands
+    from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
+except ImportError:  # pragma: no cover - only before supervisor/reclaim.py exists
+    OWNER_ENV = "KPORTFORWARD_OWNER_PID"
+    FORWARD_ENV = "KPORTFORWARD_FORWARD"
+
+log = logging.getLogger(__name__)
+
+LOG_LINES = 300
+"""Lines of kubectl output kept per forward."""
+
+_READY = re.compile(r"^Forwarding from (\S+):(\d+) -> (\S+)")
+_HANDLING = "Handling connection for "
+_POD_PF = re.compile(r"/namespaces/([^/\s\"]+)/pods/([^/\s\"?]+)/portforward")
+_POD_GET = re.compile(r"\bGET \S*/namespaces/([^/\s\"]+)/pods/([^/\s\"?]+)[\s\"]+200")
+_KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\] ")
+
+
+class Failure(str, enum.Enum):
+    """What a kubectl exit means for the forward."""
+
+    RETRY = "retry"
+    """Transient (lost connection, pod not running, no pods yet): back off and retry."""
+    FATAL = "fatal"
+    """Retrying cannot fix it (NotFound, Forbidden, no such service port)."""
+    AUTH = "auth"
+    """The cluster rejected the credentials."""
+    NETWORK = "network"
+    """The API server could not be reached."""
+    PORT = "port"
+    """The local port could not be bound."""
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """A kubectl exit, classified: the kind of failure and a human reason."""
+
+    failure: Failure
+    reason: str
+    message: str
+    """kubectl's own words (its last error line), or the reason when it said nothing."""
+
+
+# (pattern, failure, reason) — first match wins, tried against the error lines, newest first.
+_RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
+    (re.compile(p, re.I), f, r)
+    for p, f, r in (
+        (r"unable to listen on|unable to create listener", Failure.PORT, "local port busy"),
+        (
+            r"must be logged in|provide credentials|Unauthorized",
+            Failure.AUTH,
+            "credentials rejected",
+        ),
+        (r"error upgrading connection: .*forbidden", Failure.FATAL, "forbidden"),
+        (r"\(Forbidden\)|is forbidden", Failure.FATAL, "forbidden"),
+        (r"error upgrading connection: .*not found", Failure.RETRY, "pod went away"),
+        (r"\(NotFound\)", Failure.FATAL, "not found"),
+        (r"does not have a service port|does not have a named port", Failure.FATAL, "no such port"),
+        (r"lost connection to pod", Failure.RETRY, "lost connection to pod"),
+        (r"pod is not running", Failure.RETRY, "pod not running"),
+        (r"timed out waiting for the condition", Failure.RETRY, "no running pod"),
+        (
+            r"connection to the server .* was refused|Unable to connect to the server|"
+            r"connect: connection refused|no such host|i/o timeout|TLS handshake timeout|"
+            r"network is unreachable|no route to host|couldn't get current server API group list",
+            Failure.NETWORK,
+            "cluster unreachable",
+        ),
+    )
+)
+
+
+def classify(lines: list[str] | tuple[str, ...], returncode: int | None) -> Classification:
+    """Classify a kubectl exit from its stderr lines (oldest first) and exit code."""
+    # kubectl's own error lines first; its klog "E…" lines only when it printed nothing else.
+    errors = [ln for ln in lines if ln and not _KLOG.match(ln)]
+    if not errors:
+        errors = [ln for ln in lines if ln.startswith("E") and _KLOG.match(ln)]
+    for line in reversed(errors):
+        for pattern, failure, reason in _RULES:
+            if pattern.search(line):
+                return Classification(failure, reason, _clean(line))
+    if errors:
+        return Classification(Failure.RETRY, "kubectl exited", _clean(errors[-1]))
+    if returncode is not None and returncode < 0:
+        with contextlib.suppress(ValueError):
+            name = signal.Signals(-returncode).name
+            return Classification(Failure.RETRY, f"kubectl killed by {name}", f"killed by {name}")
+    text = f"kubectl exited with code {returncode}"
+    return Classification(Failure.RETRY, "kubectl exited", text)
+
+
+def _clean(line: str) -> str:
+    line = _KLOG.sub("", line).strip()
+    return redact(line)[:500]
+
+
+def build_argv(
+    kubectl: str,
+    spec: ForwardSpec,
+    local_port: int,
+    *,
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    verbose: bool = True,
+) -> list[str]:
+    """The argv for one forward (never a shell). ``-v=6`` makes kubectl name the pod it uses."""
+    argv = [kubectl, "port-forward", "--address", spec.address]
+    ctx = spec.context or context
+    if ctx:
+        argv += ["--context", ctx]
+    kc = spec.kubeconfig or kubeconfig
+    if kc:
+        argv += ["--kubeconfig", os.path.expanduser(kc)]
+    if spec.namespace:
+        argv += ["-n", spec.namespace]
+    if verbose:
+        argv.append("-v=6")
+    argv += [spec.target, f"{local_port}:{spec.target_port}"]
+    return argv
+
+
+def _pdeathsig_preexec() -> Callable[[], None] | None:
+    """A ``preexec_fn`` asking Linux to SIGKILL the child when our (event-loop) thread dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    path = ctypes.util.find_library("c")
+    if path is None:
+        return None
+    prctl = ctypes.CDLL(path, use_errno=True).prctl
+    parent = os.getpid()
+    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
+
+    def preexec() -> None:  # runs in the child between fork and exec: keep it tiny
+        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+class _Protocol(asyncio.SubprocessProtocol):
+    """Splits stdout/stderr into lines and hands them to the process; no reader tasks needed."""
+
+    def __init__(self, proc: KubectlProcess) -> None:
+        self._proc = proc
+        self._partial = {1: b"", 2: b""}
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        buf = self._partial.get(fd, b"") + data
+        *lines, rest = buf.split(b"\n")
+        self._partial[fd] = rest[-65536:]
+        for raw in lines:
+            self._proc._line(fd, raw.decode("utf-8", "replace").rstrip("\r"))
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        rest = self._partial.pop(fd, b"")
+        if rest:
+            self._proc._line(fd, rest.decode("utf-8", "replace"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # Called once the process has exited *and* both pipes are drained, so the last error
+        # line is always in hand before anyone classifies the exit.
+        self._proc._exited()
+
+
+class KubectlProcess:
+    """A running ``kubectl port-forward``: readiness, connection count, pod, output, exit."""
+
+    def __init__(self, log_lines: deque[str] | None = None) -> None:
+        self.pid: int | None = None
+        self.ready = asyncio.Event()
+        self.ready_port: int | None = None
+        self.connections = 0
+        self.pod: str | None = None
+        self.pod_namespace: str | None = None
+        self.errors: list[str] = []
+        """stderr lines that are not debug request logs (for classification)."""
+        self.lines: deque[str] = log_lines if log_lines is not None else deque(maxlen=LOG_LINES)
+        self.started = time.monotonic()
+        self.ready_after: float | None = None
+        """Seconds from spawn to the readiness line."""
+        self.on_change: Callable[[], None] | None = None
+        """Called (in the loop) on readiness and on a change of pod."""
+        self._transport: asyncio.SubprocessTransport | None = None
+        self._exit: asyncio.Future[int] | None = None
+
+    @classmethod
+    async def spawn(
+        cls,
+        argv: list[str],
+        *,
+        forward: str,
+        env: dict[str, str] | None = None,
+        log_lines: deque[str] | None = None,
+    ) -> KubectlProcess:
+        """Start kubectl in its own session with a parent-death signal; call from the loop thread."""
+        loop = asyncio.get_running_loop()
+        proc = cls(log_lines)
+        proc._exit = loop.create_future()
+        child_env = dict(os.environ if env is None else env)
+        child_env[OWNER_ENV] = str(os.getpid())
+        child_env[FORWARD_ENV] = forward
+        transport, _ = await loop.subprocess_exec(
+            lambda: _Protocol(proc),
+            *argv,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=child_env,
+            start_new_session=True,
+            preexec_fn=_pdeathsig_preexec(),
+            close_fds=True,
+        )
+        proc._transport = transport
+        proc.pid = transport.get_pid()
+        proc._note(f"spawned pid {proc.pid}: {' '.join(argv[1:])}")
+        return proc
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once kubectl has exited (negative: killed by that signal)."""
+        return None if self._transport is None else self._transport.get_returncode()
+
+    @property
+    def exited(self) -> bool:
+        """True once the exit has been observed."""
+        return self._exit is not None and self._exit.done()
+
+    async def wait(self) -> int:
+        """Wait for kubectl to exit (observed at once, not polled); its exit code."""
+        assert self._exit is not None
+        return await asyncio.shield(self._exit)
+
+    def add_exit_callback(self, callback: Callable[[], None]) -> None:
+        """Call ``callback()`` in the loop once kubectl has exited and its output is drained."""
+        assert self._exit is not None
+        self._exit.add_done_callback(lambda _f: callback())
+
+    def classify(self) -> Classification:
+        """Why kubectl exited, from what it printed."""
+        return classify(self.errors, self.returncode)
+
+    def _note(self, text: str) -> None:
+        self.lines.append(f"{time.strftime('%H:%M:%S')} [kportforward] {text}")
+
+    def _line(self, fd: int, text: str) -> None:
+        if not text:
+            return
+        self.lines.append(f"{time.strftime('%H:%M:%S')} {redact(text)}")
+        if fd == 1:
+            if text.startswith(_HANDLING):
+                self.connections += 1
+            elif not self.ready.is_set() and (m := _READY.match(text)):
+                self.ready_port = int(m.group(2))
+                self.ready_after = time.monotonic() - self.started
+                self.ready.set()
+                if self.on_change:
+                    self.on_change()
+            return
+        if _KLOG.match(text):
+            if m := _POD_PF.search(text) or _POD_GET.search(text):
+                if (m.group(1), m.group(2)) != (self.pod_namespace, self.pod):
+                    self.pod_namespace, self.pod = m.group(1), m.group(2)
+                    if self.on_change and self.ready.is_set():
+                        self.on_change()
+            if text.startswith("E"):
+                self.errors.append(text)
+        else:
+            self.errors.append(text)
+        del self.errors[:-20]
+
+    def _exited(self) -> None:
+        if self._exit is not None and not self._exit.done():
+            code = self.returncode
+            self._exit.set_result(-1 if code is None else code)
+            self._note(f"kubectl exited with code {code}")
+        if self._transport is not None:
+            self._transport.close()  # closes the pipes: no fd left behind
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to kubectl's whole process group, unless it has already exited."""
+        if self.pid is None or self.exited:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    async def stop(self, interrupt_wait: float = 1.0, term_wait: float = 0.5) -> int:
+        """SIGINT → wait → SIGTERM → wait → SIGKILL, the whole group; returns the exit code."""
+        for sig, wait in ((signal.SIGINT, interrupt_wait), (signal.SIGTERM, term_wait)):
+            if self.exited:
+                break
+            self.signal_group(sig)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self.wait(), wait)
+        if not self.exited:
+            self.signal_group(signal.SIGKILL)
+            await self.wait()
+        return self.returncode if self.returncode is not None else -1
+
+    def kill(self) -> None:
+        """SIGKILL the group now (the forced path of a second Ctrl-C)."""
+        self.signal_group(signal.SIGKILL)

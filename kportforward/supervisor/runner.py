@@ -1,0 +1,363 @@
+"""One forward's lifecycle loop: resolve a port, spawn kubectl, watch it, restart it.
+
+The runner never picks a state itself: it reports events to ``core.states.next_state`` and emits one
+event per transition through its host (the Supervisor). Commands (stop, start, reconnect, cluster
+up) arrive on a small queue and wake the loop; kubectl's exit and readiness wake it too, so nothing
+is polled except the tunnel probe, which is the point of the probe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from kportforward.core.backoff import Backoff
+from kportforward.core.models import ForwardSpec, ForwardStatus, Transition
+from kportforward.core.states import Event, ForwardState, has_process, next_state
+from kportforward.supervisor.health import probe_tunnel
+from kportforward.supervisor.kubectl import LOG_LINES, Classification, Failure, KubectlProcess
+
+log = logging.getLogger(__name__)
+
+S = ForwardState
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """Timings of one runner; tests shrink them."""
+
+    monitoring_interval: float = 1.0
+    probe_timeout: float = 1.0
+    degraded_reprobe: float = 0.25
+    """Delay before the second probe after a first failure."""
+    connect_timeout: float = 75.0
+    """kubectl that has not printed ``Forwarding from`` by then is restarted (kubectl waits 60 s for a pod)."""
+    stop_interrupt_wait: float = 1.0
+    stop_term_wait: float = 0.5
+
+
+class RunnerHost(Protocol):
+    """What a runner needs from the supervisor."""
+
+    tuning: Tuning
+
+    def emit(self, runner: ForwardRunner, previous: ForwardState, reason: str) -> None:
+        """Publish one transition."""
+
+    async def resolve_port(self, runner: ForwardRunner, *, again: bool) -> tuple[int, str | None]:
+        """The local port to use and why it moved (None: not moved). Raises LookupError(reason)."""
+
+    def spawn_slot(self) -> asyncio.Semaphore:
+        """The semaphore bounding kubectl processes between spawn and readiness."""
+
+    def cluster_blocked(self, runner: ForwardRunner) -> str | None:
+        """The reason the forward's cluster is suspended, or None to go ahead."""
+
+    def cluster_failed(self, runner: ForwardRunner, why: Classification) -> None:
+        """kubectl said the cluster is unreachable or rejected the credentials."""
+
+    def argv(self, runner: ForwardRunner, port: int) -> list[str]:
+        """The kubectl argv for this forward on ``port``."""
+
+    def pod_changed(self, runner: ForwardRunner) -> None:
+        """The runner's kubectl learned (or changed) the pod it forwards to."""
+
+
+@dataclass
+class _Command:
+    event: Event
+    reason: str
+    done: asyncio.Future[None] = field(
+        default_factory=lambda: asyncio.get_running_loop().create_future()
+    )
+
+
+class ForwardRunner:
+    """The lifecycle of one forward; its snapshot is :meth:`status`."""
+
+    def __init__(
+        self,
+        spec: ForwardSpec,
+        host: RunnerHost,
+        backoff: Backoff | None = None,
+        *,
+        wall: Callable[[], float] = time.time,
+        stopped: bool = False,
+    ) -> None:
+        self.spec = spec
+        self.host = host
+        self.backoff = backoff or Backoff()
+        self.state = S.STOPPED if stopped else S.STARTING
+        self.reason = "stopped" if stopped else "starting"
+        self.proc: KubectlProcess | None = None
+        self.local_port = 0
+        self.port_moved_reason: str | None = None
+        self.restarts = 0
+        self.spawns = 0
+        self.running_since: float | None = None
+        self.retry_at: float | None = None
+        self.last_error: str | None = None
+        self.rss: int | None = None
+        self.cpu_percent: float | None = None
+        self.lines: deque[str] = deque(maxlen=LOG_LINES)
+        self.history: deque[Transition] = deque(maxlen=50)
+        self.latencies: deque[float] = deque(maxlen=30)
+        self._connections_before = 0
+        self._probes = 0
+        self._wall = wall
+        self._commands: deque[_Command] = deque()
+        self._wake = asyncio.Event()
+        self._reresolve = False
+        self.task: asyncio.Task[None] | None = None
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def command(self, event: Event, reason: str) -> asyncio.Future[None]:
+        """Queue a command; the future resolves once the runner has handled it."""
+        cmd = _Command(event, reason)
+        self._commands.append(cmd)
+        self._wake.set()
+        if self.task is None or self.task.done():
+            cmd.done.set_result(None)
+        return cmd.done
+
+    @property
+    def connections(self) -> int:
+        """Client connections handled over all kubectl processes (our probes not counted)."""
+        live = self.proc.connections if self.proc else 0
+        return max(0, self._connections_before + live - self._probes)
+
+    def status(self) -> ForwardStatus:
+        """An immutable snapshot of this forward."""
+        return ForwardStatus(
+            spec=self.spec,
+            state=self.state,
+            reason=self.reason,
+            local_port=self.local_port,
+            port_moved_reason=self.port_moved_reason,
+            pid=self.proc.pid if self.proc and not self.proc.exited else None,
+            restarts=self.restarts,
+            running_since=self.running_since,
+            retry_at=self.retry_at,
+            connections=self.connections,
+            last_error=self.last_error,
+            rss=self.rss,
+            cpu_percent=self.cpu_percent,
+            history=tuple(self.history),
+            probe_latencies=tuple(self.latencies),
+        )
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """The runner's task: loop until cancelled; kills its kubectl on the way out."""
+        try:
+            while True:
+                self._wake.clear()
+                if self._commands and not has_process(self.state):
+                    self._apply_commands()
+                    continue
+                if self.state in (S.STARTING, S.RECONNECTING):
+                    await self._attempt()
+                elif self.state in (S.COOLDOWN, S.FAILED):
+                    delay = (self.retry_at or 0) - self._wall()
+                    if delay <= 0:
+                        self._transition(Event.BACKOFF_ELAPSED, "retrying now")
+                    else:
+                        await self._sleep(delay)
+                else:  # Stopped, Suspended: only a command moves them
+                    await self._sleep(None)
+        finally:
+            self._finish_commands()
+            proc = self.proc
+            if proc is not None and not proc.exited:
+                try:  # graceful even when cancelled; a second cancel (forced exit) kills
+                    await self._stop_proc(proc)
+                except BaseException:
+                    proc.kill()
+                    raise
+
+    async def _sleep(self, delay: float | None) -> None:
+        """Wait for a wake-up (command, exit, readiness) or ``delay`` seconds."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._wake.wait()
+
+    def _apply_commands(self) -> None:
+        while self._commands:
+            cmd = self._commands.popleft()
+            if cmd.event is Event.USER_START:
+                self.backoff.reset()
+                self._reresolve = self._reresolve or self.state is S.FAILED
+            self._transition(cmd.event, cmd.reason)
+            if not cmd.done.done():
+                cmd.done.set_result(None)
+
+    def _finish_commands(self) -> None:
+        while self._commands:
+            cmd = self._commands.popleft()
+            if not cmd.done.done():
+                cmd.done.set_result(None)
+
+    def _transition(self, event: Event, reason: str) -> bool:
+        """Apply ``event`` through the table; emit one event if the state changed."""
+        new = next_state(self.state, event)
+        if new is None:
+            return False
+        previous = self.state
+        now = self._wall()
+        if new is S.RUNNING:
+            self.running_since = now
+            self.backoff.mark_running()
+        elif previous is S.RUNNING or previous is S.DEGRADED:
+            if new is not S.DEGRADED and new is not S.RUNNING:
+                self.running_since = None
+                self.backoff.mark_stopped()
+        if new not in (S.COOLDOWN, S.FAILED, S.SUSPENDED):
+            self.retry_at = None
+        self.state, self.reason = new, reason
+        self.history.append(Transition(now, new, reason))
+        self.host.emit(self, previous, reason)
+        return True
+
+    async def _attempt(self) -> None:
+        """Starting/Reconnecting: resolve the port, wait for a spawn slot, spawn, supervise."""
+        blocked = self.host.cluster_blocked(self)
+        if blocked:
+            self._transition(Event.CLUSTER_DOWN, blocked)
+            return
+        try:
+            port, moved = await self.host.resolve_port(
+                self, again=self._reresolve or not self.local_port
+            )
+        except LookupError as exc:
+            self.retry_at = self._wall() + self.backoff.next_delay()
+            self.last_error = str(exc.args[0] if exc.args else exc)
+            self._transition(Event.PORT_UNAVAILABLE, f"{self.last_error}; retrying")
+            return
+        self._reresolve = False
+        self.local_port, self.port_moved_reason = port, moved
+        async with self.host.spawn_slot():
+            if self._commands:  # a stop or restart arrived while we waited
+                return
+            if blocked := self.host.cluster_blocked(self):
+                self._transition(Event.CLUSTER_DOWN, blocked)
+                return
+            if self.proc is not None:
+                self._connections_before += self.proc.connections
+            proc = await KubectlProcess.spawn(
+                self.host.argv(self, port), forward=self.spec.name, log_lines=self.lines
+            )
+            proc.on_change = self._on_proc_change
+            self.proc = proc
+            self.spawns += 1
+            if self.spawns > 1:
+                self.restarts += 1
+            proc.add_exit_callback(self._wake.set)
+            self._transition(Event.SPAWNED, f"kubectl started (pid {proc.pid}) on port {port}")
+            await self._supervise(proc, until_ready=True)
+        if has_process(self.state):
+            await self._supervise(proc, until_ready=False)
+
+    def _on_proc_change(self) -> None:
+        self._wake.set()
+        if self.proc is not None and self.proc.pod:
+            self.host.pod_changed(self)
+
+    async def _supervise(self, proc: KubectlProcess, *, until_ready: bool) -> None:
+        """Watch one kubectl until it exits or a command ends it (or, first, until it is ready)."""
+        tuning = self.host.tuning
+        connect_deadline = time.monotonic() + tuning.connect_timeout
+        next_probe = time.monotonic() + tuning.monitoring_interval
+        while True:
+            self._wake.clear()
+            if self._commands:
+                await self._stop_proc(proc)
+                self._apply_commands()
+                return
+            if proc.exited:
+                self._on_exit(proc)
+                return
+            now = time.monotonic()
+            if self.state is S.CONNECTING:
+                if proc.ready.is_set():
+                    self._transition(Event.READY, self._ready_reason(proc))
+                    next_probe = now + tuning.monitoring_interval
+                    if until_ready:
+                        return
+                    continue
+                if now >= connect_deadline:
+                    await self._stop_proc(proc)
+                    self.retry_at = self._wall() + self.backoff.next_delay()
+                    self._transition(
+                        Event.EXITED, f"no 'Forwarding from' within {tuning.connect_timeout:g}s"
+                    )
+                    return
+                await self._sleep(connect_deadline - now)
+                continue
+            if until_ready:
+                return
+            if now < next_probe:
+                await self._sleep(next_probe - now)
+                continue
+            result = await probe_tunnel(self.spec.address, self.local_port, tuning.probe_timeout)
+            if proc.exited or self._commands:
+                continue
+            if result.ok:
+                self._probes += 1
+                self.latencies.append(result.latency)
+                self._transition(Event.PROBE_OK, "probe through the tunnel passed again")
+                next_probe = time.monotonic() + tuning.monitoring_interval
+                continue
+            if result.reason.startswith("no answer"):
+                self._probes += 1  # kubectl accepted it (and printed Handling connection)
+            self.last_error = result.reason
+            if self.state is S.RUNNING:
+                self._transition(Event.PROBE_FAILED, f"probe failed: {result.reason}")
+                next_probe = time.monotonic() + tuning.degraded_reprobe
+                continue
+            await self._stop_proc(proc)
+            self._transition(Event.PROBE_FAILED, f"tunnel dead ({result.reason}); restarting")
+            return
+
+    def _ready_reason(self, proc: KubectlProcess) -> str:
+        target = f"{self.spec.target}:{self.spec.target_port}"
+        pod = f" (pod {proc.pod})" if proc.pod else ""
+        return f"forwarding {self.spec.address}:{self.local_port} → {target}{pod}"
+
+    async def _stop_proc(self, proc: KubectlProcess) -> None:
+        tuning = self.host.tuning
+        await proc.stop(tuning.stop_interrupt_wait, tuning.stop_term_wait)
+
+    def _on_exit(self, proc: KubectlProcess) -> None:
+        why = proc.classify()
+        self.last_error = why.message
+        if why.failure in (Failure.AUTH, Failure.NETWORK):
+            self.host.cluster_failed(self, why)
+            self._transition(Event.CLUSTER_DOWN, f"{why.reason}: {why.message}")
+            return
+        if why.failure is Failure.FATAL:
+            self.retry_at = self._wall() + self.backoff.slow_delay()
+            self._transition(Event.EXITED_FATAL, why.message)
+            return
+        if why.failure is Failure.PORT:
+            self._reresolve = True
+        # next_delay() first forgets earlier failures if the forward had been Running long enough.
+        delay = self.backoff.next_delay()
+        self.retry_at = self._wall() + delay
+        self._transition(Event.EXITED, f"{why.reason}: {why.message}; retry in {delay:.1f}s")
+
+    async def close(self) -> None:
+        """End the loop; its kubectl gets the graceful stop sequence. The state stays as it was."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+        if self.proc is not None and not self.proc.exited:
+            await self._stop_proc(self.proc)
