@@ -1,0 +1,109 @@
+"""Real TCP servers on 127.0.0.1 that play a pod's container ports: echo, or a small HTTP server
+that answers with the pod's name (so `curl localhost:PORT` shows which pod served it)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+
+BACKEND_KINDS = ("echo", "http")
+
+
+class Backend:
+    """One container port's server. The socket is bound at construction (the port is known at once,
+    from any thread); serving starts when :meth:`start` runs on the loop."""
+
+    def __init__(self, kind: str, namespace: str, pod: str, container_port: int) -> None:
+        if kind not in BACKEND_KINDS:
+            raise ValueError(f"unknown backend kind {kind!r} (use one of {BACKEND_KINDS})")
+        self.kind = kind
+        self.namespace = namespace
+        self.pod = pod
+        self.container_port = container_port
+        self.refusing = False  # set by the refuse fault: dials fail as if nothing listened
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(256)
+        self._sock.setblocking(False)
+        self.port: int = self._sock.getsockname()[1]
+        self._server: asyncio.Server | None = None
+        self._clients: set[asyncio.StreamWriter] = set()
+        self._closed = False
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) to dial."""
+        return ("127.0.0.1", self.port)
+
+    async def start(self) -> None:
+        """Begin serving on the bound socket."""
+        if self._closed:
+            return
+        handler = self._echo if self.kind == "echo" else self._http
+        self._server = await asyncio.start_server(handler, sock=self._sock, limit=1 << 20)
+
+    def close(self) -> None:
+        """Stop listening and cut every client (the pod is gone)."""
+        self._closed = True
+        if self._server is not None:
+            self._server.close()
+        else:
+            self._sock.close()
+        for writer in list(self._clients):
+            writer.transport.abort()
+
+    async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        try:
+            while chunk := await reader.read(1 << 18):
+                writer.write(chunk)
+                await writer.drain()
+            # Half-close aware: the client's EOF becomes ours once everything is echoed.
+            if writer.can_write_eof():
+                writer.write_eof()
+            await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._clients.discard(writer)
+            writer.close()
+
+    async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        body = f"pod {self.pod} namespace {self.namespace} port {self.container_port}\n".encode()
+        try:
+            while True:
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                except (asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+                    break
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {}
+                for line in lines[1:]:
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                length = int(headers.get("content-length", "0") or 0)
+                if length:
+                    await reader.readexactly(length)
+                close = headers.get("connection", "").lower() == "close" or lines[0].endswith(
+                    "HTTP/1.0"
+                )
+                method = lines[0].split(" ", 1)[0]
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+                    + f"Content-Length: {len(body)}\r\nX-Pod: {self.pod}\r\n".encode()
+                    + (b"Connection: close\r\n" if close else b"")
+                    + b"\r\n"
+                    + (b"" if method == "HEAD" else body)
+                )
+                await writer.drain()
+                if close:
+                    break
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            self._clients.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()

@@ -1,0 +1,59 @@
+"""The real kubectl port-forwards through the simulator: targets, transports, backends, bytes."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from kportforward.sim import Simulator
+
+from .conftest import echo_through, small_world
+
+SPDY_ONLY = {"KUBECTL_PORT_FORWARD_WEBSOCKETS": "false"}
+
+
+@pytest.fixture
+def small(sim_factory) -> Simulator:
+    """A simulator on the small world (one of each target kind)."""
+    return sim_factory(small_world())
+
+
+@pytest.mark.parametrize("env", [None, SPDY_ONLY], ids=["websocket", "spdy"])
+@pytest.mark.parametrize(
+    "target,remote",
+    [
+        ("service/echo", 7000),
+        ("svc/echo", "tcp"),
+        ("pod/solo", 7000),
+        ("deployment/echo", 7000),
+        ("statefulset/db", 5432),
+    ],
+)
+def test_echo_through_each_target(small, port_forward, target, remote, env) -> None:
+    pf = port_forward(small, target, remote, env=env)
+    data = os.urandom(200_000)
+    assert pf.echo(data) == data
+    method = "POST" if env else "GET"
+    assert small.count(method, r"/portforward$") == 1
+
+
+def test_http_backend_names_the_pod(small, port_forward) -> None:
+    pf = port_forward(small, "service/web", 80)
+    (pod,) = small.pods("default", {"app": "web"})
+    body = pf.http_get()
+    assert pod in body
+
+
+def test_named_target_port_resolves_to_the_container_port(small, port_forward) -> None:
+    pf = port_forward(small, "service/web", 80)
+    assert pf.stdout_lines[0].endswith("-> 8080")
+
+
+def test_twenty_parallel_connections_byte_for_byte(small, port_forward) -> None:
+    pf = port_forward(small, "service/echo", 7000, env=SPDY_ONLY)
+    payloads = [os.urandom(64 * 1024) for _ in range(20)]
+    with ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda d: echo_through(pf.local_port, d), payloads))
+    assert results == payloads
