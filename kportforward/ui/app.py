@@ -1,0 +1,396 @@
+"""The dashboard app: a thin shell over a SupervisorProtocol.
+
+It renders immutable snapshots and sends commands; it holds no supervision logic. The supervisor's
+lifetime follows the app's: started after the first frame, shut down on quit (or unmount). Its
+events reach the UI through one worker, coalesced per forward (see ``ui/updates.py``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+import webbrowser
+from collections.abc import Callable, Iterable
+from datetime import tzinfo
+from typing import ClassVar
+
+from textual import on, work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.core.states import ForwardState
+from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent
+from kportforward.supervisor.protocol import SupervisorProtocol
+from kportforward.ui import actions
+from kportforward.ui.presenters import format_clock
+from kportforward.ui.screens.details import DetailsScreen
+from kportforward.ui.screens.help import HelpScreen
+from kportforward.ui.screens.log import LogScreen
+from kportforward.ui.screens.main import MainScreen
+from kportforward.ui.updates import StatusCoalescer
+from kportforward.ui.widgets.summary import SummaryBar
+
+THEME_ALIASES = {"dark": "textual-dark", "light": "textual-light"}
+DEFAULT_THEME = "textual-dark"
+SLOW_QUIT_NOTICE = 0.5
+"""Seconds of shutdown after which the app says it is stopping kubectl processes."""
+SHUTDOWN_TIMEOUT = 10.0
+
+
+class StatusesPending(Message):
+    """Doorbell: the coalescer holds new statuses. Any pending doorbell makes another redundant."""
+
+    def can_replace(self, message: Message) -> bool:
+        """One doorbell stands for all pending statuses."""
+        return isinstance(message, StatusesPending)
+
+
+class ClusterChanged(Message):
+    """A cluster's reachability changed."""
+
+    def __init__(self, cluster: ClusterStatus) -> None:
+        super().__init__()
+        self.cluster = cluster
+
+
+class NoticePosted(Message):
+    """A notice a person should see once."""
+
+    def __init__(self, event: NoticeEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class KPortForwardApp(App[int]):
+    """The kportforward dashboard. Build it with ``make_app``."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "kportforward"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("R", "restart", "Restart"),
+        Binding("space", "stop_start", "Stop/start"),
+        Binding("l", "log", "Log"),
+        Binding("o", "open_url", "Open", show=False),
+        Binding("c", "copy_url", "Copy URL", show=False),
+        Binding("g", "group_stop_start", "Group", show=False),
+    ]
+
+    def __init__(
+        self,
+        supervisor: SupervisorProtocol,
+        *,
+        config_path: str,
+        config_arg: str | None = None,
+        clock: Callable[[], float] = time.time,
+        tz: tzinfo | None = None,
+        open_url: Callable[[str], bool] = webbrowser.open,
+        handle_signals: bool = True,
+    ) -> None:
+        super().__init__()
+        self.supervisor = supervisor
+        self.config_path = config_path
+        self.config_arg = config_arg
+        self.clock = clock
+        self.tz = tz
+        self.browser = open_url
+        self.refresh_rate = max(0.05, supervisor.config.settings.refresh_rate)
+        self.statuses: dict[str, ForwardStatus] = {}
+        self.clusters: dict[str, ClusterStatus] = {}
+        self.coalescer = StatusCoalescer()
+        self.supervisor_started = asyncio.Event()
+        self._handle_signals = handle_signals
+        self._quitting = False
+        self._start_requested = False
+        self.ui_ready = False
+        """True once the table screen has composed (it sets this in its on_mount)."""
+        self._shut_down = False
+        self._moved_noticed: set[str] = set()
+        self.main_screen = MainScreen(clock, config_path, empty=not supervisor.config.forwards)
+
+    def get_default_screen(self) -> Screen[None]:
+        """The table screen."""
+        return self.main_screen
+
+    # --- lifetime ----------------------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        """Apply the theme, start reading events, install the signal handlers."""
+        self.theme = self._theme_name(self.supervisor.config.settings.theme)
+        self.run_worker(self._consume_events(), name="events", group="events", exit_on_error=False)
+        self.set_interval(self.refresh_rate, self._tick)
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(sig, self._on_signal)
+
+    def _theme_name(self, wanted: str) -> str:
+        name = THEME_ALIASES.get(wanted, wanted)
+        if name in self.available_themes:
+            return name
+        self.notify(
+            f"Unknown theme {wanted!r} in uiOptions.theme; using dark. "
+            f"Known: dark, light, {', '.join(sorted(self.available_themes))}",
+            severity="warning",
+            timeout=8,
+        )
+        return DEFAULT_THEME
+
+    def start_supervisor(self) -> None:
+        """Start the supervisor in a worker; the table screen calls this after its first frame."""
+        if self._start_requested:
+            return
+        self._start_requested = True
+        self.run_worker(self._start(), name="start", group="start", exit_on_error=False)
+
+    async def _start(self) -> None:
+        await self.supervisor.start()
+        self.supervisor_started.set()
+        self.resync()
+
+    async def _consume_events(self) -> None:
+        async for event in self.supervisor.events():
+            if isinstance(event, ForwardEvent):
+                if self.coalescer.put(event.status):
+                    self.post_message(StatusesPending())
+            elif isinstance(event, ClusterEvent):
+                self.post_message(ClusterChanged(event.cluster))
+            elif isinstance(event, NoticeEvent):
+                self.post_message(NoticePosted(event))
+
+    def _on_signal(self) -> None:
+        # SIGINT, SIGTERM and SIGHUP all quit cleanly; a second one during a slow quit forces it.
+        self.call_later(self.action_quit)
+
+    async def on_unmount(self) -> None:
+        """Whatever ended the app, no kubectl outlives it (unless the quit was forced)."""
+        if self._handle_signals:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        if not self._shut_down and not self._quitting:
+            await self._shutdown_supervisor()
+
+    async def _shutdown_supervisor(self) -> None:
+        try:
+            await asyncio.wait_for(self.supervisor.shutdown(), SHUTDOWN_TIMEOUT)
+        finally:
+            self._shut_down = True
+
+    async def action_quit(self) -> None:
+        """Stop every kubectl, then exit; say so if that takes a while. Twice: exit now."""
+        if self._quitting:
+            self.exit(130)
+            return
+        self._quitting = True
+        self.run_worker(self._quit(), name="quit", group="quit", exit_on_error=False)
+
+    async def _quit(self) -> None:
+        running = sum(1 for s in self.statuses.values() if s.pid)
+        notice = self.set_timer(
+            SLOW_QUIT_NOTICE,
+            lambda: self.notify(
+                f"Stopping {running} kubectl process{'es' if running != 1 else ''}… "
+                "(press q again to exit now)",
+                title="Quitting",
+                timeout=30,
+            ),
+        )
+        try:
+            await self._shutdown_supervisor()
+        except Exception as exc:
+            self.notify(f"Shutdown did not finish cleanly: {exc}", severity="error")
+        finally:
+            notice.stop()
+            self.exit(0)
+
+    # --- events into the UI ------------------------------------------------------------------
+
+    def resync(self) -> None:
+        """Take a full snapshot (at start, after start, after a reload)."""
+        statuses = self.supervisor.snapshot()
+        self.statuses = {s.name: s for s in statuses}
+        for cluster in self.supervisor.clusters():
+            self.clusters[cluster.context] = cluster
+        if self.ui_ready:
+            self.main_screen.show_all(statuses, self.clusters.values())
+        self._notice_moved_ports(statuses)
+
+    @on(StatusesPending)
+    def _apply_statuses(self) -> None:
+        batch = self.coalescer.drain()
+        if not batch:
+            return
+        self.statuses.update(batch)
+        if self.ui_ready:
+            self.main_screen.apply(batch, self.statuses.values())
+        self._notice_moved_ports(batch.values())
+
+    @on(ClusterChanged)
+    def _cluster_changed(self, message: ClusterChanged) -> None:
+        self.clusters[message.cluster.context] = message.cluster
+        if self.ui_ready:
+            self.main_screen.query_one(SummaryBar).show_clusters(
+                self.clusters.values(), self.statuses.values()
+            )
+
+    @on(NoticePosted)
+    def _notice(self, message: NoticePosted) -> None:
+        event = message.event
+        self.show_notice(event.message, event.level, event.ts)
+        if "reload" in event.message.lower():
+            self.resync()
+
+    def show_notice(self, text: str, level: str = "information", ts: float | None = None) -> None:
+        """Put a notice in the header and in a notification."""
+        when = format_clock(ts if ts is not None else self.clock(), self.tz, self.clock())
+        if self.ui_ready:
+            self.main_screen.query_one(SummaryBar).show_notice(when, text, level)
+        severity = level if level in ("information", "warning", "error") else "information"
+        self.notify(text, severity=severity)  # type: ignore[arg-type]
+
+    def _notice_moved_ports(self, statuses: Iterable[ForwardStatus]) -> None:
+        for s in statuses:
+            if s.port_moved and s.name not in self._moved_noticed:
+                self._moved_noticed.add(s.name)
+                reason = f": {s.port_moved_reason}" if s.port_moved_reason else ""
+                self.show_notice(
+                    f"{s.name}: port moved {s.spec.local_port} → {s.local_port}{reason}", "warning"
+                )
+
+    def _tick(self) -> None:
+        if self.ui_ready:
+            self.main_screen.table.refresh_time()
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        """Errors in workers become notifications; the app keeps running."""
+        if event.state is WorkerState.ERROR:
+            error = event.worker.error
+            self.notify(
+                f"{event.worker.name}: {type(error).__name__}: {error}",
+                title="Error",
+                severity="error",
+                timeout=10,
+            )
+
+    # --- actions (also in the command palette) -----------------------------------------------
+
+    def selected_name(self) -> str | None:
+        """The forward the keys act on: the details/log screen's, else the table's cursor."""
+        name = getattr(self.screen, "forward_name", None)
+        return name if name is not None else self.main_screen.table.cursor_name
+
+    def _selected(self) -> ForwardStatus | None:
+        name = self.selected_name()
+        status = self.statuses.get(name) if name else None
+        if status is None:
+            self.notify("No forward selected", severity="warning")
+        return status
+
+    def action_details(self, name: str | None = None) -> None:
+        """Open the details screen of ``name`` (default: the selected forward)."""
+        name = name or self.selected_name()
+        if name and name in self.statuses:
+            self.push_screen(DetailsScreen(name))
+
+    def action_log(self) -> None:
+        """Open the live kubectl log of the selected forward."""
+        if (status := self._selected()) is not None:
+            self.push_screen(LogScreen(status.name))
+
+    def action_help(self) -> None:
+        """Show every key."""
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_restart(self) -> None:
+        """Restart the selected forward (a new kubectl)."""
+        if (status := self._selected()) is not None:
+            self._command("restart", [status.name])
+
+    def action_stop_start(self) -> None:
+        """Stop the selected forward, or start it when it is Stopped."""
+        if (status := self._selected()) is not None:
+            verb = "start_forward" if status.state is ForwardState.STOPPED else "stop"
+            self._command(verb, [status.name])
+
+    def action_group_stop_start(self) -> None:
+        """Stop every forward of the selected forward's group, or start them all if all stopped."""
+        if (status := self._selected()) is None:
+            return
+        plan = actions.group_plan(status, self.statuses.values())
+        if plan is None:
+            self.notify(f"{status.name} has no group (set 'group:' in the config)")
+            return
+        verb, names = plan
+        self._command(verb, names)
+
+    def action_open_url(self) -> None:
+        """Open the selected forward's URL in the browser (in a thread: browsers can block)."""
+        if (status := self._selected()) is not None:
+            self._open(status.url)
+
+    @work(thread=True, name="open-url", group="browser", exit_on_error=False)
+    def _open(self, url: str) -> None:
+        target = url if "://" in url else f"http://{url}"
+        if not self.browser(target):
+            self.call_from_thread(
+                self.notify, f"No browser to open {target}; press c to copy it", severity="warning"
+            )
+
+    def action_copy_url(self) -> None:
+        """Copy the selected forward's URL to the clipboard (OSC 52)."""
+        if (status := self._selected()) is not None:
+            self.copy_to_clipboard(status.url)
+            self.notify(f"Copied {status.url}")
+
+    def action_reload_config(self) -> None:
+        """Read the config files again and apply them."""
+        self.run_worker(
+            actions.reload_config(self), name="reload", group="reload", exit_on_error=False
+        )
+
+    def _command(self, verb: str, names: list[str]) -> None:
+        self.run_worker(
+            actions.run_command(self, verb, names), name=verb, group="commands", exit_on_error=False
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action of the dashboard, in the command palette."""
+        yield from actions.palette_commands(self)
+        yield from super().get_system_commands(screen)
+
+
+def make_app(
+    supervisor: SupervisorProtocol,
+    *,
+    config_path: str,
+    config_arg: str | None = None,
+    clock: Callable[[], float] = time.time,
+    tz: tzinfo | None = None,
+    open_url: Callable[[str], bool] = webbrowser.open,
+    handle_signals: bool = True,
+) -> KPortForwardApp:
+    """The one way to build the dashboard: the CLI, the tests, the snapshots and the demo use it.
+
+    ``config_path`` is the file the empty state names; ``config_arg`` the ``--config`` value a
+    reload passes to ``load_config``. ``clock`` is wall-clock seconds (freeze it for snapshots);
+    ``tz`` the zone times are shown in (None: local); ``open_url`` opens a URL in a browser;
+    ``handle_signals`` makes SIGINT, SIGTERM and SIGHUP quit cleanly (off in Pilot tests, which
+    share the test runner's process).
+    """
+    return KPortForwardApp(
+        supervisor,
+        config_path=config_path,
+        config_arg=config_arg,
+        clock=clock,
+        tz=tz,
+        open_url=open_url,
+        handle_signals=handle_signals,
+    )

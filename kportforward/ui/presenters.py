@@ -1,0 +1,320 @@
+"""Pure presentation: immutable statuses in, text for the dashboard out.
+
+Nothing here imports Textual, so every rule about what a person sees (glyphs, words, colours by
+name, URLs, uptimes, counts, sort orders, filters) is unit-tested without running an app.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, tzinfo
+from typing import NamedTuple
+
+from kportforward.core.durations import format_duration
+from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.core.states import ForwardState
+
+GLYPHS: dict[ForwardState, str] = {
+    ForwardState.STARTING: "◌",
+    ForwardState.CONNECTING: "◐",
+    ForwardState.RUNNING: "●",
+    ForwardState.DEGRADED: "⚠",
+    ForwardState.RECONNECTING: "◐",
+    ForwardState.COOLDOWN: "◦",
+    ForwardState.FAILED: "✗",
+    ForwardState.SUSPENDED: "⏸",
+    ForwardState.STOPPED: "■",
+}
+
+TONES: dict[ForwardState, str] = {
+    ForwardState.STARTING: "busy",
+    ForwardState.CONNECTING: "busy",
+    ForwardState.RUNNING: "good",
+    ForwardState.DEGRADED: "warn",
+    ForwardState.RECONNECTING: "busy",
+    ForwardState.COOLDOWN: "warn",
+    ForwardState.FAILED: "bad",
+    ForwardState.SUSPENDED: "idle",
+    ForwardState.STOPPED: "idle",
+}
+"""The colour family of each state; the stylesheet maps a tone to a theme colour."""
+
+# Problems first when sorting by status: the rows that need a person float to the top.
+SEVERITY: dict[ForwardState, int] = {
+    ForwardState.FAILED: 0,
+    ForwardState.DEGRADED: 1,
+    ForwardState.COOLDOWN: 2,
+    ForwardState.SUSPENDED: 3,
+    ForwardState.RECONNECTING: 4,
+    ForwardState.CONNECTING: 5,
+    ForwardState.STARTING: 6,
+    ForwardState.RUNNING: 7,
+    ForwardState.STOPPED: 8,
+}
+
+SORT_KEYS = ("name", "status", "type", "port", "uptime")
+PORT_MOVED_MARK = "*"
+EXPOSED_MARK = "⚑"
+NO_VALUE = "—"
+
+EXAMPLE_ENTRY = """\
+portForwards:
+  api:
+    target: service/api
+    targetPort: 80
+    localPort: 8080
+    namespace: default
+    type: rest"""
+
+
+class RowCells(NamedTuple):
+    """The text of one table row, column by column, and the tone of its status."""
+
+    name: str
+    status: str
+    url: str
+    type: str
+    port: str
+    uptime: str
+    restarts: str
+    reason: str
+    tone: str
+    port_moved: bool
+    exposed: bool
+
+
+def status_text(status: ForwardStatus, now: float) -> str:
+    """Glyph and word, plus the countdown for a forward in Cooldown: ``◦ Cooldown 12s``."""
+    text = f"{GLYPHS[status.state]} {status.state.value}"
+    if status.state is ForwardState.COOLDOWN and status.retry_at is not None:
+        text += f" {format_duration(max(0.0, status.retry_at - now))}"
+    return text
+
+
+def uptime_text(status: ForwardStatus, now: float) -> str:
+    """How long the current Running stretch has lasted, or a dash."""
+    if status.running_since is None:
+        return NO_VALUE
+    return format_duration(max(0.0, now - status.running_since))
+
+
+def port_text(status: ForwardStatus) -> str:
+    """The local port in use, marked with ``*`` when the resolver moved it."""
+    port = status.local_port or status.spec.local_port
+    return f"{port}{PORT_MOVED_MARK}" if status.port_moved else str(port)
+
+
+def reason_text(status: ForwardStatus) -> str:
+    """The reason for the current state, or the last error when there is no reason."""
+    text = status.reason or status.last_error or ""
+    return " ".join(text.split())
+
+
+def row_cells(status: ForwardStatus, now: float) -> RowCells:
+    """Every cell of a table row for ``status`` at wall-clock time ``now``."""
+    spec = status.spec
+    name = f"{spec.name} {EXPOSED_MARK}" if spec.exposed else spec.name
+    return RowCells(
+        name=name,
+        status=status_text(status, now),
+        url=status.url,
+        type=spec.type,
+        port=port_text(status),
+        uptime=uptime_text(status, now),
+        restarts=str(status.restarts),
+        reason=reason_text(status),
+        tone=TONES[status.state],
+        port_moved=status.port_moved,
+        exposed=spec.exposed,
+    )
+
+
+def counts_line(statuses: Iterable[ForwardStatus]) -> str:
+    """``18/20 running · 1 failed · 1 cooldown``; only the states that occur, worst first."""
+    counts: dict[ForwardState, int] = {}
+    total = 0
+    for status in statuses:
+        counts[status.state] = counts.get(status.state, 0) + 1
+        total += 1
+    parts = [f"{counts.get(ForwardState.RUNNING, 0)}/{total} running"]
+    for state in sorted(counts, key=SEVERITY.__getitem__):
+        if state is not ForwardState.RUNNING:
+            parts.append(f"{counts[state]} {state.value.lower()}")
+    return " · ".join(parts)
+
+
+def cluster_text(cluster: ClusterStatus) -> tuple[str, str]:
+    """One cluster as ``(text, tone)``: ``kind-dev ● reachable`` or with the reason it is not."""
+    if cluster.reachable is None:
+        return f"{cluster.context} ◌ checking", "busy"
+    if cluster.reachable:
+        return f"{cluster.context} ● reachable", "good"
+    reason = f": {cluster.reason}" if cluster.reason else ""
+    return f"{cluster.context} ✗ unreachable{reason}", "bad"
+
+
+def contexts_of(statuses: Iterable[ForwardStatus]) -> tuple[str, ...]:
+    """The contexts the forwards name; ``current`` stands for the kubeconfig's current context."""
+    return tuple(sorted({s.spec.context or "current" for s in statuses}))
+
+
+def _status_key(s: ForwardStatus) -> tuple[int, str]:
+    return (SEVERITY[s.state], s.name)
+
+
+def _type_key(s: ForwardStatus) -> tuple[str, str]:
+    return (s.spec.type, s.name)
+
+
+def _port_key(s: ForwardStatus) -> tuple[int, str]:
+    return (s.local_port or s.spec.local_port, s.name)
+
+
+def _uptime_key(s: ForwardStatus) -> tuple[int, float, str]:
+    # Longest running first; forwards that are not running after them, by name.
+    if s.running_since is None:
+        return (1, 0.0, s.name)
+    return (0, s.running_since, s.name)
+
+
+def _name_key(s: ForwardStatus) -> str:
+    return s.name
+
+
+SORTERS: dict[str, Callable[[ForwardStatus], object]] = {
+    "name": _name_key,
+    "status": _status_key,
+    "type": _type_key,
+    "port": _port_key,
+    "uptime": _uptime_key,
+}
+
+
+def sort_statuses(
+    statuses: Iterable[ForwardStatus], key: str, reverse: bool = False
+) -> list[ForwardStatus]:
+    """Statuses ordered by one of ``SORT_KEYS``; ties broken by name so the order is stable."""
+    return sorted(statuses, key=SORTERS[key], reverse=reverse)  # type: ignore[arg-type]
+
+
+def matches(status: ForwardStatus, query: str) -> bool:
+    """True when every word of ``query`` occurs in the name, namespace, type, state or group."""
+    words = query.lower().split()
+    if not words:
+        return True
+    spec = status.spec
+    haystack = " ".join(
+        (spec.name, spec.namespace or "", spec.type, status.state.value, spec.group or "")
+    ).lower()
+    return all(word in haystack for word in words)
+
+
+def format_clock(ts: float, tz: tzinfo | None, now: float | None = None) -> str:
+    """``14:03:07`` for today, ``2026-11-21 14:03:07`` for another day."""
+    when = datetime.fromtimestamp(ts, tz)
+    if now is not None and datetime.fromtimestamp(now, tz).date() == when.date():
+        return when.strftime("%H:%M:%S")
+    return when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_bytes(n: int | None) -> str:
+    """``42.1 MiB``; a dash when unknown."""
+    if n is None:
+        return NO_VALUE
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+def detail_fields(status: ForwardStatus, now: float) -> list[tuple[str, str]]:
+    """The details screen's label/value pairs, in reading order."""
+    spec = status.spec
+    ports = f"{status.local_port or spec.local_port} → {spec.target_port}"
+    if status.port_moved:
+        ports += f"  (configured {spec.local_port})"
+    latency = NO_VALUE
+    if status.probe_latencies:
+        latency = f"{status.probe_latencies[-1] * 1000:.1f} ms"
+    retry = NO_VALUE
+    if status.retry_at is not None:
+        retry = f"in {format_duration(max(0.0, status.retry_at - now))}"
+    fields = [
+        ("State", status_text(status, now)),
+        ("Reason", reason_text(status) or NO_VALUE),
+        ("Target", spec.target),
+        ("Namespace", spec.namespace or "(context default)"),
+        ("Context", spec.context or "(current context)"),
+        ("Ports", ports),
+        ("Address", f"{spec.address}  {EXPOSED_MARK} exposed" if spec.exposed else spec.address),
+        ("URL", status.url),
+        ("Type", spec.type),
+        ("Group", spec.group or NO_VALUE),
+        ("PID", str(status.pid) if status.pid else NO_VALUE),
+        ("kubectl RSS", format_bytes(status.rss)),
+        (
+            "kubectl CPU",
+            NO_VALUE if status.cpu_percent is None else f"{status.cpu_percent:.1f}%",
+        ),
+        ("Restarts", str(status.restarts)),
+        ("Connections", str(status.connections)),
+        ("Uptime", uptime_text(status, now)),
+        ("Next retry", retry),
+        ("Last probe", latency),
+        ("Last error", status.last_error or NO_VALUE),
+        ("Port moved", status.port_moved_reason or NO_VALUE),
+    ]
+    if spec.kubeconfig:
+        fields.insert(5, ("Kubeconfig", spec.kubeconfig))
+    return fields
+
+
+def history_rows(
+    status: ForwardStatus, tz: tzinfo | None, now: float, limit: int = 50
+) -> list[tuple[str, str, str, str]]:
+    """Newest-first ``(time, glyph+state, reason, tone)`` rows of the forward's state history."""
+    rows = []
+    for t in reversed(status.history[-limit:]):
+        rows.append(
+            (
+                format_clock(t.ts, tz, now),
+                f"{GLYPHS[t.state]} {t.state.value}",
+                " ".join(t.reason.split()),
+                TONES[t.state],
+            )
+        )
+    return rows
+
+
+class KeyHelp(NamedTuple):
+    """One line of the help screen."""
+
+    keys: str
+    what: str
+
+
+KEYS: Sequence[KeyHelp] = (
+    KeyHelp("↑/↓  j/k", "move the cursor"),
+    KeyHelp("PgUp/PgDn  Home/End", "move by a page / to the ends"),
+    KeyHelp("Enter", "details of the selected forward"),
+    KeyHelp("n s t p u", "sort by name / status / type / port / uptime"),
+    KeyHelp("r", "reverse the sort order"),
+    KeyHelp("/", "filter by name, namespace, type, state or group"),
+    KeyHelp("Esc", "clear the filter; close a screen"),
+    KeyHelp("R", "restart the selected forward (new kubectl)"),
+    KeyHelp("space", "stop / start the selected forward"),
+    KeyHelp("l", "live kubectl log of the selected forward"),
+    KeyHelp("o", "open the forward's URL in the browser"),
+    KeyHelp("c", "copy the forward's URL"),
+    KeyHelp("g", "stop / start the selected forward's whole group"),
+    KeyHelp("ctrl+p", "command palette: every action, themes, reload config"),
+    KeyHelp("?", "this help"),
+    KeyHelp("q", "quit (stops every kubectl)"),
+)
+
+LEGEND = (
+    f"{PORT_MOVED_MARK} after a port: moved off the configured port (the details say why)",
+    f"{EXPOSED_MARK} after a name: listening beyond loopback (exposed to the network)",
+)

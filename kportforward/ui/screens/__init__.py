@@ -1,0 +1,1 @@
+"""Screens of the dashboard: the table, a forward's details, its live log, the help."""

@@ -1,0 +1,81 @@
+"""A forward's details: spec, live figures, probe latency sparkline, state history."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Sparkline, Static
+
+from kportforward.ui.presenters import detail_fields, history_rows
+from kportforward.ui.widgets.summary import tone_markup
+
+if TYPE_CHECKING:
+    from kportforward.ui.app import KPortForwardApp
+
+
+class DetailsScreen(Screen[None]):
+    """Everything known about one forward, refreshed at ``uiOptions.refreshRate``."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, forward_name: str) -> None:
+        super().__init__()
+        self.forward_name = forward_name
+
+    @property
+    def kapp(self) -> KPortForwardApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Title, fields, latency sparkline, history."""
+        yield Static(id="details-title")
+        with VerticalScroll(id="details-body"):
+            yield Static(id="details-fields")
+            yield Static("Probe latency (recent)", classes="section")
+            yield Static("(no probes yet)", id="no-latency")
+            yield Sparkline([], id="latency")
+            yield Static("History (newest first)", classes="section")
+            yield Static(id="details-history")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Fill in now, then follow the refresh rate."""
+        self.refresh_details()
+        self.set_interval(self.kapp.refresh_rate, self.refresh_details)
+
+    def refresh_details(self) -> None:
+        """Re-read the forward's newest status from the app and redraw."""
+        status = self.kapp.statuses.get(self.forward_name)
+        title = self.query_one("#details-title", Static)
+        if status is None:
+            title.update(f"[b]{escape(self.forward_name)}[/b]  (no longer configured)")
+            return
+        now = self.kapp.clock()
+        title.update(f"[b]{escape(status.name)}[/b]  {escape(status.url)}")
+        width = max(len(label) for label, _ in detail_fields(status, now))
+        lines = [
+            f"[$text-muted]{escape(label.ljust(width))}[/]  {escape(value)}"
+            for label, value in detail_fields(status, now)
+        ]
+        self.query_one("#details-fields", Static).update("\n".join(lines))
+        latencies = [v * 1000 for v in status.probe_latencies]
+        sparkline = self.query_one("#latency", Sparkline)
+        sparkline.data = latencies
+        sparkline.display = bool(latencies)
+        self.query_one("#no-latency").display = not latencies
+        if latencies:
+            self.query_one("#no-latency", Static).update("")
+        rows = history_rows(status, self.kapp.tz, now)
+        history = "\n".join(
+            f"[$text-muted]{escape(when)}[/]  {tone_markup(state.ljust(15), tone)} {escape(reason)}"
+            for when, state, reason, tone in rows
+        )
+        self.query_one("#details-history", Static).update(history or "(no transitions yet)")

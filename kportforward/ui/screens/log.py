@@ -1,0 +1,82 @@
+"""A forward's live kubectl log (stdout and stderr lines the supervisor kept)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Log, Static
+
+if TYPE_CHECKING:
+    from kportforward.ui.app import KPortForwardApp
+
+
+def new_lines(seen: tuple[str, ...], now: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+    """The lines of ``now`` not yet shown, and whether the log must be redrawn from scratch.
+
+    The supervisor keeps a ring buffer, so ``now`` is ``seen`` minus some old lines plus new ones:
+    find where the newest line shown sits in ``now`` and take what follows.
+    """
+    if now[: len(seen)] == seen:
+        return now[len(seen) :], False
+    # The longest suffix of what was shown that starts what is there now.
+    for k in range(min(len(seen), len(now)), 0, -1):
+        if seen[-k:] == now[:k]:
+            return now[k:], False
+    return now, True
+
+
+class LogScreen(Screen[None]):
+    """The kubectl output of one forward, following new lines at the refresh rate."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "app.pop_screen", "Back"),
+    ]
+
+    def __init__(self, forward_name: str) -> None:
+        super().__init__()
+        self.forward_name = forward_name
+        self._seen: tuple[str, ...] = ()
+        self._placeholder = False
+
+    @property
+    def kapp(self) -> KPortForwardApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Title, the log, footer."""
+        yield Static(f"[b]{escape(self.forward_name)}[/b]  kubectl log", id="log-title")
+        yield Log(id="log", highlight=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Show what is there, then follow."""
+        self.pull()
+        self.set_interval(self.kapp.refresh_rate, self.pull)
+
+    def pull(self) -> None:
+        """Append the lines kubectl printed since the last look."""
+        try:
+            lines = tuple(self.kapp.supervisor.log_lines(self.forward_name))
+        except KeyError:
+            lines = ("(this forward is no longer configured)",)
+        except Exception as exc:  # the log is a view; a failure is shown, never raised
+            lines = (f"(cannot read the log: {exc})",)
+        fresh, redraw = new_lines(self._seen, lines)
+        log = self.query_one("#log", Log)
+        if redraw:
+            log.clear()
+        if fresh:
+            log.write_lines(fresh)
+        if not lines and not self._placeholder:
+            self._placeholder = True
+            log.write_line("(kubectl has printed nothing yet)")
+        elif lines and self._placeholder:
+            self._placeholder = False
+            log.clear()
+            log.write_lines(lines)
+        self._seen = lines

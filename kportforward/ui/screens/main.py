@@ -1,0 +1,143 @@
+"""The table screen: header, filter box, the forwards table (or the empty state), footer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, ClassVar
+
+from textual import events, on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.markup import escape
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.ui.presenters import EXAMPLE_ENTRY
+from kportforward.ui.widgets.forward_table import ForwardTable
+from kportforward.ui.widgets.summary import SummaryBar
+
+if TYPE_CHECKING:
+    from kportforward.ui.app import KPortForwardApp
+
+
+def empty_state_text(config_path: str) -> str:
+    """What the dashboard says when no forward is configured (Content markup)."""
+    return (
+        "[b]No forwards configured.[/b]\n\n"
+        f"Add one to [b]{escape(config_path)}[/b], for example:\n\n"
+        f"[$accent]{escape(EXAMPLE_ENTRY)}[/]\n\n"
+        "then restart kportforward, or press [b]ctrl+p[/b] and choose [b]Reload config[/b].\n"
+        "Try [b]kportforward demo[/b] to see the dashboard on a simulated cluster."
+    )
+
+
+class MainScreen(Screen[None]):
+    """The dashboard's home: every forward, sortable and filterable."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("n", "sort('name')", "Sort name", show=False),
+        Binding("s", "sort('status')", "Sort status", show=False),
+        Binding("t", "sort('type')", "Sort type", show=False),
+        Binding("p", "sort('port')", "Sort port", show=False),
+        Binding("u", "sort('uptime')", "Sort uptime", show=False),
+        Binding("r", "reverse", "Reverse", show=False),
+    ]
+
+    def __init__(self, clock: Callable[[], float], config_path: str, empty: bool) -> None:
+        super().__init__()
+        self.table = ForwardTable(clock, id="forwards")
+        self._config_path = config_path
+        self._empty = empty
+
+    @property
+    def kapp(self) -> KPortForwardApp:
+        """The app, typed."""
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        """Header, filter box, table or empty state, footer."""
+        yield SummaryBar(id="summary")
+        yield Input(placeholder="filter: name, namespace, type, state or group", id="filter")
+        yield self.table
+        yield Static(empty_state_text(self._config_path), id="empty")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        """Show the snapshot, focus the table, start the supervisor once this frame is drawn."""
+        self.set_empty(self._empty)
+        self.table.focus()
+        self.kapp.ui_ready = True
+        self.kapp.resync()
+        self.call_after_refresh(self.kapp.start_supervisor)
+
+    def set_empty(self, empty: bool) -> None:
+        """Switch between the table and the empty state (after a reload, for instance)."""
+        self._empty = empty
+        self.query_one("#empty").display = empty
+        self.table.display = not empty
+
+    # --- data --------------------------------------------------------------------------------
+
+    def show_all(
+        self, statuses: Iterable[ForwardStatus], clusters: Iterable[ClusterStatus]
+    ) -> None:
+        """Replace every row and the header."""
+        statuses = list(statuses)
+        self.table.set_statuses(statuses)
+        self.set_empty(not statuses)
+        summary = self.query_one(SummaryBar)
+        summary.show_statuses(statuses)
+        summary.show_clusters(clusters, statuses)
+
+    def apply(self, changed: Mapping[str, ForwardStatus], every: Iterable[ForwardStatus]) -> None:
+        """Apply a batch of changed statuses; ``every`` is the full set for the counts line."""
+        self.table.update_statuses(changed)
+        self.query_one(SummaryBar).show_statuses(every)
+
+    # --- actions -----------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        """Show the filter box and type into it."""
+        box = self.query_one("#filter", Input)
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        """Clear and hide the filter, back to the table."""
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        box.display = False
+        self.table.set_filter("")
+        self.table.focus()
+
+    def action_sort(self, key: str) -> None:
+        """Sort by name, status, type, port or uptime."""
+        self.table.sort_by(key)
+
+    def action_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.table.toggle_reverse()
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        self.table.set_filter(event.value)
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        # Keep the filter, hand the keys back to the table; Esc from the table clears it.
+        if not event.value:
+            event.input.display = False
+        self.table.focus()
+
+    @on(ForwardTable.Selected)
+    def _selected(self, event: ForwardTable.Selected) -> None:
+        self.kapp.action_details(event.name)
+
+    def on_key(self, event: events.Key) -> None:
+        """Esc inside the filter box clears it (the Input would otherwise keep the key)."""
+        if event.key == "escape" and self.focused is self.query_one("#filter"):
+            event.stop()
+            self.action_clear_filter()

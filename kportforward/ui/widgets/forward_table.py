@@ -1,0 +1,344 @@
+"""The forwards table: one row per forward, updated in place by name.
+
+A line-API widget rather than a DataTable: an update stores the new immutable status under its name
+and repaints only the visible lines, so 500 forwards changing several times a second cost a dict
+assignment each plus one re-sort per batch. The cursor is held by forward name, so it stays on its
+forward through updates, filters and re-sorts; updates never move the scroll position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from typing import ClassVar, NamedTuple
+
+from rich.cells import set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from kportforward.core.models import ForwardStatus
+from kportforward.ui.presenters import SORT_KEYS, RowCells, matches, row_cells, sort_statuses
+
+
+class Column(NamedTuple):
+    """A table column: its title, the RowCells field it shows, its width (0: flexible)."""
+
+    title: str
+    field: str
+    width: int
+    sort_key: str | None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("NAME", "name", 0, "name"),
+    Column("STATUS", "status", 16, "status"),
+    Column("URL", "url", 0, None),
+    Column("TYPE", "type", 5, "type"),
+    Column("PORT", "port", 6, "port"),
+    Column("UPTIME", "uptime", 7, "uptime"),
+    Column("RESTARTS", "restarts", 8, None),
+    Column("REASON", "reason", 0, None),
+)
+NAME_MAX = 28
+URL_MAX = 30
+
+
+class ForwardTable(ScrollView, can_focus=True):
+    """A scrollable, sortable, filterable table of ForwardStatus rows keyed by forward name."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor_up", "Up", show=False),
+        Binding("down,j", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home", "first", "First", show=False),
+        Binding("end", "last", "Last", show=False),
+        Binding("enter", "select", "Details"),
+    ]
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "forward-table--header",
+        "forward-table--cursor",
+        "forward-table--good",
+        "forward-table--warn",
+        "forward-table--bad",
+        "forward-table--busy",
+        "forward-table--idle",
+        "forward-table--mark",
+        "forward-table--dim",
+    }
+
+    class Selected(Message):
+        """Enter (or a click on the selected row) on a forward."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
+
+    def __init__(
+        self,
+        clock: Callable[[], float],
+        *,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
+        super().__init__(id=id, classes=classes)
+        self._clock = clock
+        self._statuses: dict[str, ForwardStatus] = {}
+        self._order: list[str] = []
+        self._index: dict[str, int] = {}
+        self._cells: dict[str, tuple[ForwardStatus, int, RowCells]] = {}
+        self._tick = 0
+        self._name_width = 4
+        self._url_width = 3
+        self.sort_key = "name"
+        self.reverse = False
+        self.filter_text = ""
+        self._cursor_name: str | None = None
+        self._cursor_row = 0
+
+    # --- data in ---------------------------------------------------------------------------
+
+    def set_statuses(self, statuses: Iterable[ForwardStatus]) -> None:
+        """Replace every row (forwards not in ``statuses`` disappear)."""
+        self._statuses = {s.name: s for s in statuses}
+        self._cells.clear()
+        self._measure(self._statuses.values(), reset=True)
+        self._reorder()
+
+    def update_statuses(self, changed: Mapping[str, ForwardStatus]) -> None:
+        """Apply a batch of new statuses (one per forward); rows change in place."""
+        if not changed:
+            return
+        new_names = any(name not in self._statuses for name in changed)
+        self._statuses.update(changed)
+        self._measure(changed.values(), reset=False)
+        if new_names or self.filter_text or self.sort_key != "name":
+            self._reorder()
+        else:
+            self.refresh()
+
+    def remove_forwards(self, names: Iterable[str]) -> None:
+        """Drop the rows of forwards that no longer exist."""
+        for name in names:
+            self._statuses.pop(name, None)
+            self._cells.pop(name, None)
+        self._measure(self._statuses.values(), reset=True)
+        self._reorder()
+
+    def refresh_time(self) -> None:
+        """Recompute time-based cells (uptime, countdowns) on the next paint."""
+        self._tick += 1
+        self.refresh()
+
+    # --- sorting, filtering, cursor ---------------------------------------------------------
+
+    def sort_by(self, key: str) -> None:
+        """Sort by one of ``SORT_KEYS``; the cursor stays on its forward, scrolled into view."""
+        if key not in SORT_KEYS:
+            raise ValueError(f"unknown sort key {key!r}")
+        self.sort_key = key
+        self._reorder(follow_cursor=True)
+
+    def toggle_reverse(self) -> None:
+        """Reverse the sort order."""
+        self.reverse = not self.reverse
+        self._reorder(follow_cursor=True)
+
+    def set_filter(self, text: str) -> None:
+        """Show only forwards matching ``text`` (name, namespace, type, state, group)."""
+        self.filter_text = text
+        self._reorder(follow_cursor=True)
+
+    @property
+    def cursor_name(self) -> str | None:
+        """The name of the forward under the cursor, if any row is shown."""
+        return self._cursor_name
+
+    @property
+    def cursor_row(self) -> int:
+        """The cursor's row index among the shown rows."""
+        return self._cursor_row
+
+    @property
+    def visible_names(self) -> tuple[str, ...]:
+        """The names of the shown rows, in display order."""
+        return tuple(self._order)
+
+    def status_of(self, name: str) -> ForwardStatus | None:
+        """The newest status the table holds for ``name``."""
+        return self._statuses.get(name)
+
+    def move_cursor_to(self, name: str) -> None:
+        """Put the cursor on ``name`` if it is shown."""
+        if name in self._index:
+            self._set_cursor(self._index[name])
+
+    # --- internals --------------------------------------------------------------------------
+
+    def _measure(self, statuses: Iterable[ForwardStatus], *, reset: bool) -> None:
+        name_w = 4 if reset else self._name_width
+        url_w = 3 if reset else self._url_width
+        for s in statuses:
+            name_w = max(name_w, len(s.name) + (2 if s.spec.exposed else 0))
+            url_w = max(url_w, len(s.url))
+        self._name_width = min(name_w, NAME_MAX)
+        self._url_width = min(url_w, URL_MAX)
+
+    def _reorder(self, *, follow_cursor: bool = False) -> None:
+        shown = [s for s in self._statuses.values() if matches(s, self.filter_text)]
+        self._order = [s.name for s in sort_statuses(shown, self.sort_key, self.reverse)]
+        self._index = {name: i for i, name in enumerate(self._order)}
+        if self._cursor_name in self._index:
+            self._cursor_row = self._index[self._cursor_name]
+        else:
+            self._cursor_row = min(self._cursor_row, max(0, len(self._order) - 1))
+            self._cursor_name = self._order[self._cursor_row] if self._order else None
+        height = len(self._order) + 1
+        if self.virtual_size.height != height:
+            self.virtual_size = Size(self.virtual_size.width, height)
+        if follow_cursor:
+            self._scroll_to_cursor()
+        self.refresh()
+
+    def _set_cursor(self, row: int) -> None:
+        if not self._order:
+            return
+        row = max(0, min(row, len(self._order) - 1))
+        self._cursor_row = row
+        self._cursor_name = self._order[row]
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def _scroll_to_cursor(self) -> None:
+        body = max(1, self.size.height - 1)
+        top = int(self.scroll_y)
+        if self._cursor_row < top:
+            self.scroll_to(y=self._cursor_row, animate=False, immediate=True)
+        elif self._cursor_row >= top + body:
+            self.scroll_to(y=self._cursor_row - body + 1, animate=False, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        """Keep the virtual width equal to the widget: the reason column absorbs the rest."""
+        self.virtual_size = Size(event.size.width, len(self._order) + 1)
+
+    def action_cursor_up(self) -> None:
+        """Move the cursor up one row."""
+        self._set_cursor(self._cursor_row - 1)
+
+    def action_cursor_down(self) -> None:
+        """Move the cursor down one row."""
+        self._set_cursor(self._cursor_row + 1)
+
+    def action_page_up(self) -> None:
+        """Move the cursor up a page."""
+        self._set_cursor(self._cursor_row - max(1, self.size.height - 2))
+
+    def action_page_down(self) -> None:
+        """Move the cursor down a page."""
+        self._set_cursor(self._cursor_row + max(1, self.size.height - 2))
+
+    def action_first(self) -> None:
+        """Move the cursor to the first row."""
+        self._set_cursor(0)
+
+    def action_last(self) -> None:
+        """Move the cursor to the last row."""
+        self._set_cursor(len(self._order) - 1)
+
+    def action_select(self) -> None:
+        """Ask for the details of the forward under the cursor."""
+        if self._cursor_name is not None:
+            self.post_message(self.Selected(self._cursor_name))
+
+    def on_click(self, event: events.Click) -> None:
+        """A click selects a row; a click on the selected row opens it."""
+        if event.y < 1:
+            return
+        row = int(self.scroll_y) + event.y - 1
+        if row >= len(self._order):
+            return
+        if row == self._cursor_row:
+            self.action_select()
+        else:
+            self._set_cursor(row)
+
+    # --- rendering --------------------------------------------------------------------------
+
+    def _widths(self, total: int) -> list[int]:
+        widths = []
+        for col in COLUMNS:
+            if col.field == "name":
+                widths.append(max(self._name_width, len(col.title)))
+            elif col.field == "url":
+                widths.append(self._url_width)
+            else:
+                widths.append(col.width)
+        used = sum(widths[:-1]) + len(COLUMNS) + 1
+        widths[-1] = max(0, total - used)
+        return widths
+
+    def _row_cells(self, name: str, status: ForwardStatus) -> RowCells:
+        cached = self._cells.get(name)
+        if cached is not None and cached[0] is status and cached[1] == self._tick:
+            return cached[2]
+        cells = row_cells(status, self._clock())
+        self._cells[name] = (status, self._tick, cells)
+        return cells
+
+    def _style(self, *names: str) -> Style:
+        return self.get_component_rich_style(*names, partial=True)
+
+    def render_line(self, y: int) -> Strip:
+        """One line of the table: the header at y=0, then the rows from the scroll offset."""
+        width = self.size.width
+        base = self.rich_style
+        widths = self._widths(width)
+        if y == 0:
+            return self._header(widths, base + self._style("forward-table--header"), width)
+        row = int(self.scroll_y) + y - 1
+        if row >= len(self._order):
+            return Strip.blank(width, base)
+        name = self._order[row]
+        cells = self._row_cells(name, self._statuses[name])
+        line_style = base
+        if row == self._cursor_row:
+            line_style = base + self._style("forward-table--cursor")
+        tone = line_style + self._style(f"forward-table--{cells.tone}")
+        mark = line_style + self._style("forward-table--mark")
+        dim = line_style + self._style("forward-table--dim")
+        styles = {
+            "name": mark if cells.exposed else line_style,
+            "status": tone,
+            "port": mark if cells.port_moved else line_style,
+            "reason": dim,
+        }
+        segments = [Segment(" ", line_style)]
+        for col, w in zip(COLUMNS, widths, strict=True):
+            text = getattr(cells, col.field)
+            segments.append(Segment(_fit(text, w), styles.get(col.field, line_style)))
+            segments.append(Segment(" ", line_style))
+        return Strip(segments).adjust_cell_length(width, line_style)
+
+    def _header(self, widths: list[int], style: Style, width: int) -> Strip:
+        segments = [Segment(" ", style)]
+        arrow = " ▼" if self.reverse else " ▲"
+        for col, w in zip(COLUMNS, widths, strict=True):
+            title = col.title + (arrow if col.sort_key == self.sort_key else "")
+            segments.append(Segment(_fit(title, w), style))
+            segments.append(Segment(" ", style))
+        return Strip(segments).adjust_cell_length(width, style)
+
+
+def _fit(text: str, width: int) -> str:
+    """``text`` padded or cut (with an ellipsis) to exactly ``width`` cells."""
+    if width <= 0:
+        return ""
+    if len(text) > width:
+        return set_cell_size(text[: width - 1] + "…", width)
+    return set_cell_size(text, width)
