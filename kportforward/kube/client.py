@@ -1,0 +1,361 @@
+"""Kubernetes API clients: built off the event loop, cached, bounded in time, failures classified.
+
+The kubernetes package is imported lazily and only from worker threads (it takes ~0.5 s). Clients
+are built from the kubeconfig files themselves (so relative certificate paths work) and cached per
+(files, their stat signature, context). Exec credential plugins are run here, not by the kubernetes
+package, because its ExecProvider waits for the plugin forever: ours kills the plugin's process
+group at the deadline and reports a ``config`` failure naming the plugin, the user and the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from types import ModuleType
+from typing import Any, TypeVar
+
+from kportforward.errors import KPortForwardError, KubeconfigError
+from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
+from kportforward.logs import redact
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+KINDS = ("ok", "auth", "network", "forbidden", "config", "notfound")
+
+
+class KubeApiError(KPortForwardError):
+    """A Kubernetes API call failed; ``kind`` says how (auth, network, forbidden, config …)."""
+
+    def __init__(self, kind: str, message: str, hint: str = "", status: int | None = None) -> None:
+        super().__init__(redact(message), hint)
+        self.kind = kind
+        self.status = status
+
+
+_import_lock = threading.Lock()
+_kubernetes: ModuleType | None = None
+
+
+def import_kubernetes() -> ModuleType:
+    """Import the kubernetes package (blocking, ~0.5 s once). Call from a worker thread."""
+    global _kubernetes
+    if _kubernetes is None:
+        with _import_lock:
+            if _kubernetes is None:
+                import kubernetes.client
+                import kubernetes.config
+
+                _kubernetes = kubernetes
+    return _kubernetes
+
+
+def preload() -> None:
+    """Start importing the kubernetes package in a daemon thread, so the first probe is quick."""
+    if _kubernetes is None:
+        name = "kpf-import-kubernetes"
+        threading.Thread(target=import_kubernetes, name=name, daemon=True).start()
+
+
+async def run_in_thread(fn: Callable[..., T], *args: Any, timeout: float, name: str) -> T:
+    """Run blocking ``fn(*args)`` in a fresh daemon thread; give up after ``timeout`` seconds.
+
+    Why not ``asyncio.to_thread``: a call that hangs despite its own timeouts (DNS, a stuck plugin)
+    would pin a default-executor thread, and ``asyncio.run`` waits for those at exit. A daemon
+    thread that is abandoned blocks nothing.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+    def target() -> None:
+        try:
+            result, exc = fn(*args), None
+        except BaseException as e:
+            result, exc = None, e
+        # RuntimeError: the loop is closed, so nobody is waiting any more.
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return await asyncio.wait_for(future, timeout)
+
+
+def _first_line(text: str, limit: int = 200) -> str:
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 1] + "…"
+    return ""
+
+
+def _run_exec_plugin(
+    exec_cfg: dict[str, Any], base_dir: str, user: str, where: str, deadline: float
+) -> dict[str, Any]:
+    """Run an exec credential plugin like client-go does, but never longer than ``deadline``."""
+    command = exec_cfg.get("command")
+    if not isinstance(command, str) or not command:
+        raise KubeApiError("config", f"user '{user}' in {where}: exec.command is missing", "fix it")
+    if os.sep in command and not os.path.isabs(command):
+        command = os.path.join(base_dir, command)
+    args = exec_cfg.get("args") or []
+    env = os.environ.copy()
+    secrets: list[str] = []
+    for item in exec_cfg.get("env") or []:
+        if isinstance(item, dict) and "name" in item:
+            value = str(item.get("value", ""))
+            env[str(item["name"])] = value
+            if len(value) >= 4:
+                secrets.append(value)
+    api_version = exec_cfg.get("apiVersion", "client.authentication.k8s.io/v1")
+    env["KUBERNETES_EXEC_INFO"] = json.dumps(
+        {"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+    )
+    name = os.path.basename(command)
+    what = f"exec credential plugin '{name}' for user '{user}' ({where})"
+    try:
+        proc = subprocess.Popen(
+            [command, *map(str, args)],
+            stdin=subprocess.DEVNULL,  # never interactive: a prompt would wait forever
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=base_dir or None,
+            env=env,
+            start_new_session=True,  # so a timeout can kill the plugin and all its children
+        )
+    except OSError as exc:
+        hint = (
+            _first_line(str(exec_cfg.get("installHint") or "")) or "install it or fix exec.command"
+        )
+        raise KubeApiError("config", f"{what} cannot run: {exc.strerror or exc}", hint) from None
+    remaining = max(0.05, deadline - time.monotonic())
+    try:
+        out, err = proc.communicate(timeout=remaining)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(OSError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise KubeApiError(
+            "config",
+            f"{what} did not finish within {remaining:.1f}s",
+            "run it by hand to see what it waits for (it may need an interactive login)",
+        ) from None
+    stderr = _first_line(err.decode("utf-8", "replace"))
+    for secret in secrets:
+        stderr = stderr.replace(secret, "<redacted>")
+    if proc.returncode != 0:
+        detail = f": {stderr}" if stderr else ""
+        raise KubeApiError(
+            "config",
+            f"{what} failed with exit code {proc.returncode}{detail}",
+            "log in again, or fix users[].user.exec",
+        )
+    try:
+        status = json.loads(out)["status"]
+        if not isinstance(status, dict):
+            raise TypeError
+    except (ValueError, KeyError, TypeError):
+        raise KubeApiError(
+            "config", f"{what} printed no valid ExecCredential JSON", "fix the plugin"
+        ) from None
+    return status
+
+
+def _expiry(status: dict[str, Any]) -> float | None:
+    stamp = status.get("expirationTimestamp")
+    if not isinstance(stamp, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    # Refresh a little early, expressed on the monotonic clock the cache uses.
+    return time.monotonic() + (when.timestamp() - time.time()) - 30
+
+
+def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, float | None]:
+    """A new ApiClient for ``ctx`` and the monotonic time it stops being valid (None: never)."""
+    k8s = import_kubernetes()
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import KubeConfigMerger
+
+    expires: float | None = None
+    try:
+        merger = KubeConfigMerger(os.pathsep.join(str(p) for p in kc.sources))
+        root = merger.config
+        user = kc.user_of(ctx)
+        if user is not None and user.auth == "exec":
+            for node in root.value.get("users") or []:
+                if node.value.get("name") != ctx.user:
+                    continue
+                body = dict(node.value.get("user") or {})
+                status = _run_exec_plugin(
+                    body.pop("exec"),
+                    os.path.dirname(os.path.abspath(node.path or "")),
+                    ctx.user,
+                    str(node.path),
+                    deadline,
+                )
+                if status.get("token"):
+                    body["token"] = status["token"]
+                elif status.get("clientCertificateData") and status.get("clientKeyData"):
+                    for key, src in (
+                        ("client-certificate-data", "clientCertificateData"),
+                        ("client-key-data", "clientKeyData"),
+                    ):
+                        body[key] = base64.b64encode(str(status[src]).encode()).decode()
+                else:
+                    raise KubeApiError(
+                        "config",
+                        f"exec credential plugin for user '{ctx.user}' ({node.path}) returned "
+                        "neither a token nor a client certificate",
+                        "fix the plugin",
+                    )
+                expires = _expiry(status)
+                # Our private copy of the merged config; the files themselves are never written.
+                node.value = {**node.value, "user": body}
+                break
+        configuration = k8s.client.Configuration()
+        # Fail fast: the caller's deadline, not urllib3's silent retries, decides how long we wait.
+        configuration.retries = False
+        client = k8s.config.new_client_from_config_dict(
+            config_dict=root,
+            context=ctx.name,
+            persist_config=False,
+            client_configuration=configuration,
+        )
+    except ConfigException as exc:
+        raise KubeApiError(
+            "config", f"kubeconfig {kc.where}, context '{ctx.name}': {exc}", "fix the kubeconfig"
+        ) from None
+    except OSError as exc:
+        raise KubeApiError(
+            "config",
+            f"kubeconfig {kc.where}, context '{ctx.name}': {exc.strerror or exc}",
+            "fix the kubeconfig",
+        ) from None
+    return client, expires
+
+
+_cache_lock = threading.Lock()
+_cache: dict[tuple[Any, ...], tuple[Any, float | None]] = {}
+_CACHE_MAX = 32
+
+
+def resolve_context(kubeconfig: str | None, context: str | None) -> tuple[Kubeconfig, KubeContext]:
+    """The parsed kubeconfig and the usable context (cheap: a stat unless the files changed).
+
+    Raises KubeconfigError / KubeContextError.
+    """
+    kc = shared_watcher(kubeconfig).current()
+    return kc, kc.context(context)
+
+
+def get_client(
+    kubeconfig: str | None, context: str | None, deadline: float
+) -> tuple[Any, Kubeconfig, KubeContext]:
+    """A cached ApiClient for (kubeconfig, context) as the files are now. Blocking: threads only.
+
+    Raises KubeconfigError or KubeApiError (kind ``config``).
+    """
+    watcher = shared_watcher(kubeconfig)
+    kc = watcher.current()
+    ctx = kc.context(context)
+    key = (watcher.paths, watcher.signature, ctx.name)
+    with _cache_lock:
+        hit = _cache.get(key)
+    if hit is not None and (hit[1] is None or hit[1] > time.monotonic()):
+        return hit[0], kc, ctx
+    client, expires = _build(kc, ctx, deadline)
+    with _cache_lock:
+        # Drop clients built from older versions of the same files.
+        for old in [k for k in _cache if k[0] == key[0] and k[2] == key[2]]:
+            del _cache[old]
+        while len(_cache) >= _CACHE_MAX:
+            del _cache[next(iter(_cache))]
+        _cache[key] = (client, expires)
+    return client, kc, ctx
+
+
+def forget_client(kubeconfig: str | None, context: str | None) -> None:
+    """Drop cached clients for (kubeconfig, context), e.g. after a 401, to re-read credentials."""
+    watcher = shared_watcher(kubeconfig)
+    with _cache_lock:
+        for key in list(_cache):
+            if key[0] == watcher.paths and (context is None or key[2] == context):
+                del _cache[key]
+
+
+def _status_message(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if body:
+        try:
+            message = json.loads(body).get("message")
+            if isinstance(message, str) and message:
+                return _first_line(message, 300)
+        except (ValueError, AttributeError):
+            pass
+    return " ".join(str(getattr(exc, "reason", "") or "").split())[:300]
+
+
+def classify(exc: BaseException, server: str, what: str) -> KubeApiError:
+    """Translate any failure of a call to ``server`` into a KubeApiError with a one-line message."""
+    if isinstance(exc, KubeApiError):
+        return exc
+    if isinstance(exc, KubeconfigError):
+        return KubeApiError("config", exc.message, exc.hint)
+    status = getattr(exc, "status", None)
+    if type(exc).__name__ == "ApiException" and isinstance(status, int):
+        detail = _status_message(exc)
+        if status == 401:
+            return KubeApiError(
+                "auth",
+                f"credentials rejected by {server}: You must be logged in to the server "
+                f"({detail or 'Unauthorized'})",
+                "log in again or fix the kubeconfig user",
+                status,
+            )
+        if status == 403:
+            return KubeApiError(
+                "forbidden", f"{what} on {server}: {detail or 'Forbidden'}", "", 403
+            )
+        if status == 404:
+            return KubeApiError("notfound", f"{what} on {server}: {detail or 'not found'}", "", 404)
+        if status == 0:  # the REST layer's wrapping of TLS failures
+            return KubeApiError(
+                "config",
+                f"TLS to {server} failed: {_first_line(detail)}",
+                "check certificate-authority / insecure-skip-tls-verify in the kubeconfig",
+            )
+        return KubeApiError("network", f"{what} on {server}: HTTP {status} {detail}", "", status)
+    name = type(exc).__name__
+    if name in ("ReadTimeoutError", "ConnectTimeoutError", "TimeoutError", "timeout") or isinstance(
+        exc, TimeoutError
+    ):
+        return KubeApiError("network", f"no answer from {server} ({what})", "is the cluster up?")
+    reason = getattr(exc, "reason", None)
+    text = str(reason if reason is not None and not isinstance(reason, str) else exc)
+    text = text.replace("Failed to establish a new connection: ", "")
+    if "object at 0x" in text and ">: " in text:  # urllib3 puts the connection's repr first
+        text = text.split(">: ", 1)[1]
+    return KubeApiError(
+        "network", f"cannot reach {server}: {_first_line(text)}", "is the cluster up?"
+    )
