@@ -57,8 +57,8 @@ async def reload_config(app: KPortForwardApp) -> None:
     except KPortForwardError as exc:
         app.show_notice(f"Config not reloaded: {exc}", "error")
         return
+    # The supervisor announces the reload itself (a notice event); the table follows its snapshot.
     await app.supervisor.reload(config)
-    app.show_notice(f"Config reloaded from {app.config_path}")
     app.resync()
 
 

@@ -123,6 +123,8 @@ class KPortForwardApp(App[int]):
     def on_mount(self) -> None:
         """Apply the theme, start reading events, install the signal handlers."""
         self.theme = self._theme_name(self.supervisor.config.settings.theme)
+        for warning in self.supervisor.config.warnings:
+            self.notify(str(warning), title="Config warning", severity="warning", timeout=10)
         self.run_worker(self._consume_events(), name="events", group="events", exit_on_error=False)
         self.set_interval(self.refresh_rate, self._tick)
         if self._handle_signals:
@@ -186,6 +188,10 @@ class KPortForwardApp(App[int]):
     async def action_quit(self) -> None:
         """Stop every kubectl, then exit; say so if that takes a while. Twice: exit now."""
         if self._quitting:
+            # Forced: kill every kubectl group now rather than wait for the polite stop.
+            kill_all = getattr(self.supervisor, "kill_all", None)
+            if kill_all is not None:
+                kill_all()
             self.exit(130)
             return
         self._quitting = True
@@ -247,13 +253,16 @@ class KPortForwardApp(App[int]):
         if "reload" in event.message.lower():
             self.resync()
 
-    def show_notice(self, text: str, level: str = "information", ts: float | None = None) -> None:
-        """Put a notice in the header and in a notification."""
+    def show_notice(
+        self, text: str, level: str = "information", ts: float | None = None, toast: bool = True
+    ) -> None:
+        """Put a notice in the header and (with ``toast``) in a notification."""
         when = format_clock(ts if ts is not None else self.clock(), self.tz, self.clock())
         if self.ui_ready:
             self.main_screen.query_one(SummaryBar).show_notice(when, text, level)
-        severity = level if level in ("information", "warning", "error") else "information"
-        self.notify(text, severity=severity)  # type: ignore[arg-type]
+        if toast:
+            severity = level if level in ("information", "warning", "error") else "information"
+            self.notify(text, severity=severity)  # type: ignore[arg-type]
 
     def _notice_moved_ports(self, statuses: Iterable[ForwardStatus]) -> None:
         for s in statuses:
@@ -261,7 +270,9 @@ class KPortForwardApp(App[int]):
                 self._moved_noticed.add(s.name)
                 reason = f": {s.port_moved_reason}" if s.port_moved_reason else ""
                 self.show_notice(
-                    f"{s.name}: port moved {s.spec.local_port} → {s.local_port}{reason}", "warning"
+                    f"{s.name}: port moved {s.spec.local_port} → {s.local_port}{reason}",
+                    "warning",
+                    toast=False,  # the supervisor's own notice, if it sends one, is the toast
                 )
 
     def _tick(self) -> None:
