@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from types import MappingProxyType
 from typing import TypeVar
 
@@ -26,9 +27,9 @@ from kportforward.core.ports import (
     FIRST_UNPRIVILEGED_PORT,
     MAX_PORT,
     MIN_PORT,
+    WILDCARD_ADDRESSES,
     PortCheck,
     PortChecker,
-    addresses_overlap,
     normalize_address,
 )
 
@@ -66,19 +67,29 @@ class Resolution:
 
 
 class _Claims:
-    """Ports given out in this batch, by port, with the address and forward that claimed each."""
+    """Ports given out in this batch, and by which forward, answering "who overlaps me here?"."""
+
+    __slots__ = ("any_on_port", "exact", "wild_on_port")
 
     def __init__(self) -> None:
-        self._by_port: dict[int, list[tuple[str, str]]] = {}
+        self.exact: dict[tuple[str, int], str] = {}
+        self.any_on_port: dict[int, str] = {}
+        """The first claim on each port, whatever its address (a wildcard collides with all)."""
+        self.wild_on_port: dict[int, str] = {}
 
     def owner(self, port: int, address: str) -> str | None:
-        for claimed_address, name in self._by_port.get(port, ()):
-            if addresses_overlap(claimed_address, address):
-                return name
-        return None
+        if address in WILDCARD_ADDRESSES:
+            return self.any_on_port.get(port)
+        return self.exact.get((address, port)) or self.wild_on_port.get(port)
 
     def add(self, port: int, address: str, name: str) -> None:
-        self._by_port.setdefault(port, []).append((address, name))
+        self.exact.setdefault((address, port), name)
+        self.any_on_port.setdefault(port, name)
+        if address in WILDCARD_ADDRESSES:
+            self.wild_on_port.setdefault(port, name)
+
+
+_ORDER = attrgetter("name", "local_port", "address")
 
 
 def _valid_port(port: object) -> bool:
@@ -110,86 +121,77 @@ def resolve_conflicts(
     reasons; turn it off where only the numbers matter.
     """
     # Sorting by (name, …) is the one tie-breaker, so shuffled input gives the same answer.
-    ordered = sorted(specs, key=lambda s: (s.name, s.local_port, s.address))
-    reserved = dict(reserved or {})
+    ordered = sorted(specs, key=_ORDER)
+    reserved = reserved or {}
     claims = _Claims()
+    owner, claim = claims.owner, claims.add
     ports: dict[str, int] = {}
     moves: dict[str, PortMove] = {}
     unresolved: dict[str, str] = {}
 
-    # 1. Forwards already running keep their port.
-    rest: list[ForwardSpec] = []
-    for spec in ordered:
-        held = reserved.get(spec.name)
-        address = normalize_address(spec.address)
-        if held is not None and _valid_port(held) and claims.owner(held, address) is None:
-            claims.add(held, address, spec.name)
-            ports[spec.name] = held
-            if held != spec.local_port:
-                moves[spec.name] = PortMove(
-                    spec.local_port,
-                    held,
-                    f"{spec.name} stays on {held}, where it is already running",
-                )
-        else:
-            rest.append(spec)
-
-    # 2. One batch check of every configured port, grouped by address.
+    # 1. Forwards already running keep their port; the rest are checked in one batch per address.
+    rest: list[tuple[ForwardSpec, str]] = []
     by_address: dict[str, list[int]] = {}
-    for spec in rest:
+    for spec in ordered:
+        name, address = spec.name, normalize_address(spec.address)
+        held = reserved.get(name)
+        if held is not None and _valid_port(held) and owner(held, address) is None:
+            claim(held, address, name)
+            ports[name] = held
+            if held != spec.local_port:
+                stay = f"{name} stays on {held}, where it is already running"
+                moves[name] = PortMove(spec.local_port, held, stay)
+            continue
+        rest.append((spec, address))
         if _valid_port(spec.local_port):
-            by_address.setdefault(normalize_address(spec.address), []).append(spec.local_port)
-    records: dict[tuple[str, int], PortCheck] = {}
-    for address, wanted in by_address.items():
-        for port, rec in checker.check_many_records(wanted, address).items():
-            records[(address, port)] = rec
+            by_address.setdefault(address, []).append(spec.local_port)
+    records: dict[str, dict[int, PortCheck]] = {
+        address: checker.check_many_records(wanted, address)
+        for address, wanted in by_address.items()
+    }
 
-    # 3. Keep configured ports that are free and unclaimed; note why the others must move.
-    movers: list[tuple[ForwardSpec, str | PortCheck]] = []
-    for spec in rest:
-        address = normalize_address(spec.address)
-        if not _valid_port(spec.local_port):
-            unresolved[spec.name] = f"{spec.local_port} is not a valid port for {spec.name}"
+    # 2. Keep configured ports that are free and unclaimed; note why the others must move.
+    movers: list[tuple[ForwardSpec, str, str | PortCheck]] = []
+    for spec, address in rest:
+        name, port = spec.name, spec.local_port
+        if not _valid_port(port):
+            unresolved[name] = f"{port} is not a valid port for {name}"
             continue
-        other = claims.owner(spec.local_port, address)
+        other = owner(port, address)
         if other is not None:
-            movers.append((spec, f"{spec.local_port} is also configured for {other}"))
+            movers.append((spec, address, f"{port} is also configured for {other}"))
             continue
-        rec = records[(address, spec.local_port)]
+        rec = records[address][port]
         if rec.available:
-            claims.add(spec.local_port, address, spec.name)
-            ports[spec.name] = spec.local_port
+            claim(port, address, name)
+            ports[name] = port
         elif rec.reason in ("address_not_available", "invalid"):
-            unresolved[spec.name] = f"{rec.message}; {spec.name} cannot start"
+            unresolved[name] = f"{rec.message}; {name} cannot start"
         else:
-            movers.append((spec, rec))
+            movers.append((spec, address, rec))
 
+    named: dict[tuple[str, int], PortCheck] = {}
     if name_holders:
-        busy = [why for _, why in movers if isinstance(why, PortCheck) and why.reason == "in_use"]
+        busy = [w for _, _, w in movers if isinstance(w, PortCheck) and w.reason == "in_use"]
         named = {(r.address, r.port): r for r in checker.with_holders(busy)}
-    else:
-        named = {}
 
-    # 4. Walk upward for each mover, in name order.
-    for spec, why in movers:
-        address = normalize_address(spec.address)
+    # 3. Walk upward for each mover, in name order.
+    is_available = checker.is_available
+    for spec, address, why in movers:
+        name = spec.name
         to_port = None
         for port in _candidates(spec.local_port):
-            if claims.owner(port, address) is None and checker.is_available(port, address):
+            if owner(port, address) is None and is_available(port, address):
                 to_port = port
                 break
-        if isinstance(why, PortCheck):
-            why = named.get((why.address, why.port), why).message
+        because = why if isinstance(why, str) else named.get((why.address, why.port), why).message
         if to_port is None:
-            unresolved[spec.name] = (
-                f"{why}; no free port between {FIRST_UNPRIVILEGED_PORT} and {MAX_PORT} "
-                f"for {spec.name}"
-            )
+            span = f"{FIRST_UNPRIVILEGED_PORT} and {MAX_PORT}"
+            unresolved[name] = f"{because}; no free port between {span} for {name}"
             continue
-        claims.add(to_port, address, spec.name)
-        ports[spec.name] = to_port
-        reason = f"{why}; {spec.name} moved to {to_port}"
-        moves[spec.name] = PortMove(spec.local_port, to_port, reason)
+        claim(to_port, address, name)
+        ports[name] = to_port
+        moves[name] = PortMove(spec.local_port, to_port, f"{because}; {name} moved to {to_port}")
 
     return Resolution(
         ports=_frozen(dict(sorted(ports.items()))),

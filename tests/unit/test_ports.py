@@ -255,3 +255,26 @@ def test_check_many_on_an_unconfigured_address_reports_each_port():
     ports = free_ports(3)
     records = PortChecker().check_many_records(ports, "192.0.2.1")
     assert {r.reason for r in records.values()} == {"address_not_available"}
+
+
+def test_the_fast_index_follows_the_ttl_cache_on_eviction_and_expiry():
+    timer = FakeTimer()
+    checker = PortChecker(ttl=5, timer=timer, maxsize=2)
+    a, b, c = free_ports(3)
+    for port in (a, b, c):
+        checker.is_available(port)
+    assert checker.cache_info().size == 2
+    assert set(checker._index) == set(checker._cache)  # the evicted entry left the index too
+    timer.now += 10
+    checker.is_available(a)  # inserting expires the old entries
+    assert set(checker._index) == set(checker._cache) == {("127.0.0.1", a)}
+    checker.invalidate()
+    assert not checker._index
+
+
+def test_localhost_and_its_ipv4_address_share_one_cache_entry(holder):
+    checker = PortChecker()
+    assert checker.is_available(holder.port, "localhost") is False
+    assert checker.is_available(holder.port, "127.0.0.1") is False
+    info = checker.cache_info()
+    assert (info.hits, info.misses, info.size) == (1, 1, 1)
