@@ -1,0 +1,399 @@
+"""``kportforward profile``: cProfile and tracemalloc reports of the real supervisor under load.
+
+By default the workload is N forwards on a simulator started in a child process (so neither its CPU
+nor its memory pollutes the manager's figures), with the real kubectl, optionally killing random
+kubectl processes at a given rate. With ``--config`` the user's own config and cluster are used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import cProfile
+import gc
+import json
+import logging
+import os
+import pstats
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import tracemalloc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from kportforward.core.config import load_config
+from kportforward.core.durations import parse_duration
+from kportforward.core.models import Config, ForwardSpec, Settings
+from kportforward.errors import ArgumentError, BadInputError, OutputPathError
+
+log = logging.getLogger(__name__)
+
+REPORT_FILES = ("cpu.prof", "cpu.txt", "memory.txt", "summary.json")
+
+
+@dataclass
+class ProfileOptions:
+    """What to profile and where to write the reports."""
+
+    duration: float = 30.0
+    output: Path = Path("profile-out")
+    forwards: int = 50
+    churn: float = 0.0
+    """kubectl processes SIGKILLed per second."""
+    config: str | None = None
+    kubeconfig: str | None = None
+    kubectl: str = "kubectl"
+    cpuprofile: Path | None = None
+    memprofile: Path | None = None
+
+
+@dataclass
+class Workload:
+    """What happened while profiling."""
+
+    events: int = 0
+    kills: int = 0
+    restarts: int = 0
+    running_at_end: int = 0
+    tasks: int = 0
+    rss_samples: list[int] = field(default_factory=list)
+    fds: int = 0
+    threads: int = 0
+    cache: dict[str, Any] = field(default_factory=dict)
+
+
+def options_from_args(args: Any) -> ProfileOptions:
+    """Validate the CLI arguments (one-line errors, exit 2) and build ProfileOptions."""
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise ArgumentError(f"--duration: {exc}", "use e.g. --duration 30s") from None
+    if duration <= 0:
+        raise ArgumentError("--duration must be longer than 0", "use e.g. --duration 30s")
+    if args.forwards < 1:
+        raise ArgumentError(f"--forwards must be at least 1, got {args.forwards}", "use e.g. 50")
+    if args.churn < 0:
+        raise ArgumentError(f"--churn must be 0 or more, got {args.churn}", "kills per second")
+    kubectl = shutil.which(args.kubectl or "kubectl")
+    if kubectl is None:
+        from kportforward.errors import KubectlNotFoundError
+
+        raise KubectlNotFoundError(
+            f"kubectl not found: {args.kubectl or 'kubectl'}",
+            "install kubectl or pass --kubectl PATH",
+        )
+    opts = ProfileOptions(
+        duration=duration,
+        output=Path(args.output).expanduser(),
+        forwards=args.forwards,
+        churn=args.churn,
+        config=args.config,
+        kubeconfig=args.kubeconfig,
+        kubectl=kubectl,
+        cpuprofile=Path(args.cpuprofile).expanduser() if args.cpuprofile else None,
+        memprofile=Path(args.memprofile).expanduser() if args.memprofile else None,
+    )
+    _check_writable(opts)
+    return opts
+
+
+def _check_writable(opts: ProfileOptions) -> None:
+    """Fail before any work if a report cannot be written."""
+    try:
+        opts.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot create the output directory {opts.output}: {exc.strerror or exc}",
+            "choose a writable --output DIR",
+        ) from None
+    if not opts.output.is_dir() or not os.access(opts.output, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"the output directory {opts.output} is not a writable directory",
+            "choose a writable --output DIR",
+        )
+    for extra, flag in ((opts.cpuprofile, "--cpuprofile"), (opts.memprofile, "--memprofile")):
+        if extra is None:
+            continue
+        parent = extra.parent if str(extra.parent) else Path(".")
+        if extra.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
+            raise OutputPathError(
+                f"{flag} {extra}: cannot write a file there", f"choose a writable {flag} FILE"
+            )
+
+
+def _demo_config(n: int) -> Config:
+    specs = tuple(
+        ForwardSpec(
+            name=f"svc-{i:03d}",
+            target=f"service/svc-{i:03d}",
+            target_port=80,
+            local_port=20000 + i,
+            namespace="default",
+            type="rest",
+        )
+        for i in range(n)
+    )
+    return Config(forwards=specs, settings=Settings(monitoring_interval=1.0), sources=("<profile>",))
+
+
+class SimProcess:
+    """The simulator in a child process, serving ``generated_world(n)``."""
+
+    def __init__(self, n: int, workdir: Path) -> None:
+        self.n = n
+        self.workdir = workdir
+        self.kubeconfig = workdir / "kubeconfig"
+        self.proc: subprocess.Popen[str] | None = None
+
+    def __enter__(self) -> SimProcess:
+        code = (
+            "import sys, signal, threading\n"
+            "from kportforward.sim import Simulator\n"
+            "from kportforward.sim.worlds import generated_world\n"
+            "sim = Simulator(generated_world(int(sys.argv[1])))\n"
+            "sim.start_in_thread()\n"
+            "import shutil; shutil.copy(sim.kubeconfig_path, sys.argv[2])\n"
+            "print('ready', flush=True)\n"
+            "stop = threading.Event()\n"
+            "signal.signal(signal.SIGTERM, lambda *a: stop.set())\n"
+            "try:\n"
+            "    sys.stdin.read()\n"
+            "finally:\n"
+            "    sim.stop_in_thread()\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", code, str(self.n), str(self.kubeconfig)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if line.strip() != "ready":
+            self.__exit__()
+            raise RuntimeError("the simulator did not start")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is None:
+            return
+        try:
+            if self.proc.stdin:
+                self.proc.stdin.close()
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+async def _workload(opts: ProfileOptions, config: Config, kubeconfig: str | None) -> Workload:
+    from kportforward.core.states import ForwardState
+    from kportforward.supervisor import Supervisor
+
+    me = psutil.Process()
+    work = Workload()
+    supervisor = Supervisor(config, kubectl=opts.kubectl, kubeconfig=kubeconfig)
+    await supervisor.start()
+
+    async def count_events() -> None:
+        async for _ in supervisor.events():
+            work.events += 1
+
+    async def churn() -> None:
+        if opts.churn <= 0:
+            return
+        rng = random.Random(1)
+        while True:
+            await asyncio.sleep(rng.expovariate(opts.churn))
+            pids = [s.pid for s in supervisor.snapshot() if s.pid]
+            if pids:
+                try:
+                    os.kill(rng.choice(pids), signal.SIGKILL)
+                    work.kills += 1
+                except ProcessLookupError:
+                    pass
+
+    async def sample() -> None:
+        while True:
+            work.rss_samples.append(me.memory_info().rss)
+            await asyncio.sleep(0.5)
+
+    helpers = [asyncio.create_task(c()) for c in (count_events, churn, sample)]
+    try:
+        await asyncio.sleep(opts.duration)
+    finally:
+        statuses = supervisor.snapshot()
+        work.restarts = sum(s.restarts for s in statuses)
+        work.running_at_end = sum(s.state is ForwardState.RUNNING for s in statuses)
+        work.tasks = len(asyncio.all_tasks())
+        work.fds = me.num_fds() if hasattr(me, "num_fds") else 0
+        work.threads = threading.active_count()
+        work.cache = _cache_figures(supervisor)
+        for task in helpers:
+            task.cancel()
+        await asyncio.gather(*helpers, return_exceptions=True)
+        await supervisor.shutdown()
+    return work
+
+
+def _cache_figures(supervisor: Any) -> dict[str, Any]:
+    figures: dict[str, Any] = {}
+    info = getattr(load_config, "cache_info", None)
+    if info is not None:
+        figures["config"] = _as_dict(info())
+    checker = getattr(supervisor, "port_checker", None)
+    if checker is not None and hasattr(checker, "cache_info"):
+        figures["ports"] = _as_dict(checker.cache_info())
+    return figures
+
+
+def _as_dict(info: Any) -> dict[str, Any]:
+    if isinstance(info, dict):
+        return info
+    if hasattr(info, "_asdict"):
+        return dict(info._asdict())
+    return {k: v for k, v in vars(info).items() if not k.startswith("_")}
+
+
+def profile(opts: ProfileOptions) -> dict[str, Any]:
+    """Run the workload under cProfile and tracemalloc; write the reports; return the summary."""
+    with tempfile.TemporaryDirectory(prefix="kportforward-profile-") as tmp:
+        if opts.config:
+            config = load_config(opts.config)
+            if not config.forwards:
+                raise BadInputError(
+                    f"{opts.config}: no enabled forwards to profile", "add portForwards entries"
+                )
+            return _profile_run(opts, config, opts.kubeconfig)
+        os.environ["KUBECACHEDIR"] = str(Path(tmp) / "kubecache")
+        with SimProcess(opts.forwards, Path(tmp)) as sim:
+            return _profile_run(opts, _demo_config(opts.forwards), str(sim.kubeconfig))
+
+
+def _profile_run(opts: ProfileOptions, config: Config, kubeconfig: str | None) -> dict[str, Any]:
+    me = psutil.Process()
+    cpu_before = me.cpu_times()
+    children_before = os.times()
+    rss_start = me.memory_info().rss
+    gc_before = [s["collections"] for s in gc.get_stats()]
+    tracemalloc.start(10)
+    start_snapshot = tracemalloc.take_snapshot()
+    profiler = cProfile.Profile()
+    started = time.monotonic()
+    profiler.enable()
+    try:
+        work = asyncio.run(_workload(opts, config, kubeconfig))
+    finally:
+        profiler.disable()
+    elapsed = time.monotonic() - started
+    end_snapshot = tracemalloc.take_snapshot()
+    traced_now, traced_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    cpu_after = me.cpu_times()
+    children_after = os.times()
+    rss_end = me.memory_info().rss
+
+    out = opts.output
+    profiler.dump_stats(str(out / "cpu.prof"))
+    _write_cpu_text(out / "cpu.prof", out / "cpu.txt")
+    _write_memory_text(start_snapshot, end_snapshot, traced_now, traced_peak, out / "memory.txt")
+    summary = {
+        "duration_s": round(elapsed, 3),
+        "forwards": len(config.forwards),
+        "workload": "config" if opts.config else "simulator",
+        "churn_per_s": opts.churn,
+        "kubectl_killed": work.kills,
+        "events": work.events,
+        "restarts": work.restarts,
+        "running_at_end": work.running_at_end,
+        "rss_bytes": {
+            "start": rss_start,
+            "end": rss_end,
+            "peak": max([rss_start, rss_end, *work.rss_samples]),
+        },
+        "tracemalloc_bytes": {"current": traced_now, "peak": traced_peak},
+        "gc_collections": [
+            after - before
+            for after, before in zip(
+                [s["collections"] for s in gc.get_stats()], gc_before, strict=True
+            )
+        ],
+        "threads": work.threads,
+        "asyncio_tasks": work.tasks,
+        "open_fds": work.fds,
+        "cpu_seconds": {
+            "manager": round(
+                (cpu_after.user - cpu_before.user) + (cpu_after.system - cpu_before.system), 3
+            ),
+            "kubectl_children": round(
+                (children_after.children_user - children_before.children_user)
+                + (children_after.children_system - children_before.children_system),
+                3,
+            ),
+        },
+        "caches": work.cache,
+    }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if opts.cpuprofile:
+        profiler.dump_stats(str(opts.cpuprofile))
+    if opts.memprofile:
+        shutil.copyfile(out / "memory.txt", opts.memprofile)
+    return summary
+
+
+def _write_cpu_text(prof: Path, target: Path) -> None:
+    with target.open("w") as fh:
+        stats = pstats.Stats(str(prof), stream=fh)
+        stats.strip_dirs()
+        fh.write("Top 40 functions by cumulative time\n\n")
+        stats.sort_stats("cumulative").print_stats(40)
+        fh.write("\nTop 40 functions by own time\n\n")
+        stats.sort_stats("tottime").print_stats(40)
+
+
+def _write_memory_text(
+    start: tracemalloc.Snapshot, end: tracemalloc.Snapshot, now: int, peak: int, target: Path
+) -> None:
+    filters = [
+        tracemalloc.Filter(False, tracemalloc.__file__),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap>"),
+        tracemalloc.Filter(False, "<frozen importlib._bootstrap_external>"),
+    ]
+    start, end = start.filter_traces(filters), end.filter_traces(filters)
+    lines = [
+        f"traced memory at end: {now / 1024:.1f} KiB; peak: {peak / 1024:.1f} KiB",
+        "",
+        "Top 30 allocations by line (end snapshot)",
+    ]
+    for stat in end.statistics("lineno")[:30]:
+        lines.append(f"  {stat}")
+    lines += ["", "Top 30 growths between the start and end snapshots"]
+    for diff in end.compare_to(start, "lineno")[:30]:
+        lines.append(f"  {diff}")
+    target.write_text("\n".join(lines) + "\n")
+
+
+def print_summary(summary: dict[str, Any], output: Path) -> None:
+    """A few lines for the terminal."""
+    rss = summary["rss_bytes"]
+    cpu = summary["cpu_seconds"]
+    print(
+        f"profiled {summary['forwards']} forwards for {summary['duration_s']:.1f}s: "
+        f"{summary['events']} events, {summary['restarts']} restarts "
+        f"({summary['kubectl_killed']} kubectl killed), "
+        f"{summary['running_at_end']} running at the end"
+    )
+    print(
+        f"manager CPU {cpu['manager']:.2f}s vs kubectl {cpu['kubectl_children']:.2f}s; "
+        f"RSS start {rss['start'] / 2**20:.1f} MiB, peak {rss['peak'] / 2**20:.1f} MiB, "
+        f"end {rss['end'] / 2**20:.1f} MiB"
+    )
+    print(f"reports: {', '.join(str(output / f) for f in REPORT_FILES)}")
