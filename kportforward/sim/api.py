@@ -110,9 +110,15 @@ def _field_selector(text: str) -> Callable[[str], bool]:
 class Api:
     """Answers object GETs against a :class:`ClusterState`."""
 
-    def __init__(self, state: ClusterState, server_address: Callable[[], str]) -> None:
+    def __init__(
+        self,
+        state: ClusterState,
+        server_address: Callable[[], str],
+        record: Callable[[Request, int], None],
+    ) -> None:
         self.state = state
         self._server_address = server_address
+        self._record = record  # called before the answer is written, so a client never races it
 
     def items(self, resource: str, namespace: str | None) -> list[tuple[dict[str, str], str, Any]]:
         """(labels, name, json) for every object of a resource in a namespace (None: all)."""
@@ -139,7 +145,7 @@ class Api:
 
     async def handle(self, req: Request, writer: asyncio.StreamWriter) -> int | None:
         """Answer ``req``; returns the status written, or None when the path is not ours."""
-        if req.path == "/version":
+        if req.path.rstrip("/") == "/version":
             return self._send(writer, req, 200, o.version_json(self.version))
         doc = o.discovery(req.path.rstrip("/") or "/", self._server_address())
         if doc is not None:
@@ -169,8 +175,8 @@ class Api:
 
     version = "v1.32.4"
 
-    @staticmethod
-    def _send(writer: asyncio.StreamWriter, req: Request, status: int, body: Any) -> int:
+    def _send(self, writer: asyncio.StreamWriter, req: Request, status: int, body: Any) -> int:
+        self._record(req, status)
         writer.write(json_response(status, body, keep_alive=req.keep_alive))
         return status
 

@@ -87,7 +87,7 @@ class Simulator:
         self.workdir: Path | None = None
         self.kubeconfig_path: Path | None = None
         self._state = ClusterState(world)
-        self._api = Api(self._state, lambda: f"{self.host}:{self.port}")
+        self._api = Api(self._state, lambda: f"{self.host}:{self.port}", self._record)
         self._api.version = server_version
         self._gate: asyncio.Event | None = None
         self._rules: list[Rule] = []
@@ -136,13 +136,14 @@ class Simulator:
         self.kubeconfig_path = self.write_kubeconfig(self.workdir / "kubeconfig")
         log.info("simulator listening on %s", self.url)
 
-    def write_kubeconfig(self, path: str | Path) -> Path:
-        """Write a kubeconfig for this simulator (one context, ``context_name``) to ``path``."""
+    def write_kubeconfig(self, path: str | Path, *, token: str | None = None) -> Path:
+        """Write a kubeconfig for this simulator (one context, ``context_name``) to ``path``;
+        ``token`` overrides the simulator's own (e.g. a wrong one, to test credential failures)."""
         return write_kubeconfig(
             Path(path),
             server=self.url,
             context=self.context_name,
-            token=self.token,
+            token=token if token is not None else self.token,
             ca_cert=self._cert,
         )
 
@@ -392,10 +393,8 @@ class Simulator:
             self._record(req, 200)
             await self._api.handle(req, writer)
             return req.keep_alive
-        answered = await self._api.handle(req, writer)
-        if answered is None:
+        if await self._api.handle(req, writer) is None:
             return self._reply(req, writer, 404, denial(404, req))
-        self._record(req, answered)
         return req.keep_alive
 
     def _authorized(self, req: Request) -> bool:
@@ -403,8 +402,8 @@ class Simulator:
         return secrets.compare_digest(given.encode(), f"Bearer {self.token}".encode())
 
     def _reply(self, req: Request, writer: asyncio.StreamWriter, status: int, body: Any) -> bool:
-        writer.write(json_response(status, body, keep_alive=req.keep_alive))
         self._record(req, status)
+        writer.write(json_response(status, body, keep_alive=req.keep_alive))
         return req.keep_alive
 
     async def _portforward(
@@ -442,8 +441,8 @@ class Simulator:
         else:
             body = denial(400, req, "Upgrade request required")
             return self._reply(req, writer, 400, body)
-        writer.write(response_head(101, headers))
         self._record(req, 101)
+        writer.write(response_head(101, headers))
         assert self._gate is not None
         state = self._state
         session = PortForwardSession(
