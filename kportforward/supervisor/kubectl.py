@@ -276,23 +276,26 @@ class KubectlProcess:
     def _line(self, fd: int, text: str) -> None:
         if not text:
             return
-        self.lines.append(f"{time.strftime('%H:%M:%S')} {redact(text)}")
         if fd == 1:
             if text.startswith(_HANDLING):
+                # Counted, not kept: our own probes would flush everything else out of the ring.
                 self.connections += 1
-            elif not self.ready.is_set() and (m := _READY.match(text)):
+                return
+            self.lines.append(f"{time.strftime('%H:%M:%S')} {text}")
+            if not self.ready.is_set() and (m := _READY.match(text)):
                 self.ready_port = int(m.group(2))
                 self.ready_after = time.monotonic() - self.started
                 self.ready.set()
                 if self.on_change:
                     self.on_change()
             return
+        self.lines.append(f"{time.strftime('%H:%M:%S')} {redact(text)}")
         if _KLOG.match(text):
-            if m := _POD_PF.search(text) or _POD_GET.search(text):
-                if (m.group(1), m.group(2)) != (self.pod_namespace, self.pod):
-                    self.pod_namespace, self.pod = m.group(1), m.group(2)
-                    if self.on_change and self.ready.is_set():
-                        self.on_change()
+            m = _POD_PF.search(text) or _POD_GET.search(text)
+            if m and (m.group(1), m.group(2)) != (self.pod_namespace, self.pod):
+                self.pod_namespace, self.pod = m.group(1), m.group(2)
+                if self.on_change and self.ready.is_set():
+                    self.on_change()
             if text.startswith("E"):
                 self.errors.append(text)
         else:

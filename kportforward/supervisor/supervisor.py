@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
+import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -206,8 +208,9 @@ class Supervisor:
             await self._clusters.close()
             if self._pod_watcher is not None:
                 with contextlib.suppress(Exception):
-                    self._pod_watcher.close()
+                    await asyncio.to_thread(self._pod_watcher.close)
                 self._pod_watcher = None
+            self._forget_kube_clients()
             runners = list(self._runners.values())
             await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
             for runner in runners:
@@ -218,6 +221,18 @@ class Supervisor:
         finally:
             self._queue.put_nowait(_END)
             self._closing.set_result(None)
+
+    def _forget_kube_clients(self) -> None:
+        """Drop the cached API clients we caused, so their pooled connections close with us."""
+        kclient = sys.modules.get("kportforward.kube.client")
+        if kclient is None:
+            return
+        keys = {(k[0], k[1]) for k in self._pod_watches}
+        keys |= {(k[0] or None, k[1] or None) for k in self._clusters.reachable}
+        for kubeconfig, context in keys:
+            with contextlib.suppress(Exception):
+                kclient.forget_client(kubeconfig, context)
+        gc.collect()  # the pools close their sockets when collected
 
     def kill_all(self) -> None:
         """SIGKILL every kubectl group now (the forced path of a second Ctrl-C)."""

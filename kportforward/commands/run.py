@@ -1,0 +1,167 @@
+"""``kportforward run [--json]``: keep the forwards alive without a UI, one line per event.
+
+SIGINT, SIGTERM and SIGHUP stop every kubectl (SIGINT → SIGTERM → SIGKILL per group) and exit 0
+within about two seconds; a second SIGINT kills them at once. ``run_headless`` is the reusable part
+(``demo --headless`` uses it too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import time
+from typing import Any, TextIO
+
+from kportforward.core.models import Config
+from kportforward.errors import BadInputError, KubectlNotFoundError
+from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent
+
+log = logging.getLogger(__name__)
+
+
+def resolve_kubectl(path: str | None) -> str:
+    """The kubectl to run: ``path`` (``--kubectl``) or ``kubectl`` on PATH; raises exit-2 errors."""
+    if path:
+        full = os.path.expanduser(path)
+        if not os.path.exists(full):
+            raise KubectlNotFoundError(
+                f"--kubectl {path}: no such file", "install kubectl or pass --kubectl PATH"
+            )
+        if os.path.isdir(full) or not os.access(full, os.X_OK):
+            raise KubectlNotFoundError(
+                f"--kubectl {path}: not an executable file", "chmod +x it or pass another path"
+            )
+        return full
+    found = shutil.which("kubectl")
+    if found is None:
+        raise KubectlNotFoundError(
+            "kubectl not found on PATH", "install kubectl or pass --kubectl PATH"
+        )
+    return found
+
+
+def format_event(event: Any, *, width: int = 16) -> str:
+    """One human line for an event: ``HH:MM:SS name  State  :port pid N  reason``."""
+    stamp = time.strftime("%H:%M:%S", time.localtime(event.ts))
+    if isinstance(event, ForwardEvent):
+        s = event.status
+        port = s.local_port or s.spec.local_port
+        pid = f" pid {s.pid}" if s.pid else ""
+        return f"{stamp} {s.name:<{width}} {s.state.value:<12} :{port}{pid}  {event.reason}"
+    if isinstance(event, ClusterEvent):
+        c = event.cluster
+        what = {True: "reachable", False: "unreachable", None: "context"}[c.reachable]
+        return f"{stamp} cluster {c.context}: {what} — {event.reason}"
+    if isinstance(event, NoticeEvent):
+        return f"{stamp} {event.level}: {event.message}"
+    return f"{stamp} {event}"
+
+
+async def run_headless(
+    supervisor: Any,
+    *,
+    json_lines: bool,
+    duration: float | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    handle_signals: bool = True,
+) -> int:
+    """Start ``supervisor``, print its events until a signal (or ``duration``), then shut it down.
+
+    With ``json_lines`` every forward event is one JSON object per line on ``out`` (other events go
+    to ``err`` as human lines, so ``out`` stays machine-readable). Returns the exit code (0).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        log.info("signal %s (%d)", signal.Signals(signum).name, signals)
+        if signals > 1 and signum == signal.SIGINT:
+            supervisor.kill_all()  # a second Ctrl-C: no more waiting
+        stop.set()
+
+    installed = []
+    if handle_signals:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, on_signal, sig)
+                installed.append(sig)
+    width = max([16, *(len(s.name) for s in supervisor.config.forwards)])
+
+    def emit(event: Any) -> None:
+        try:
+            if json_lines and isinstance(event, ForwardEvent):
+                out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
+                out.flush()
+            else:
+                stream = err if json_lines else out
+                stream.write(format_event(event, width=width) + "\n")
+                stream.flush()
+        except (BrokenPipeError, ValueError):  # our reader went away: keep supervising quietly
+            pass
+
+    async def pump() -> None:
+        async for event in supervisor.events():
+            emit(event)
+
+    printer = loop.create_task(pump(), name="event-printer")
+    try:
+        await supervisor.start()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(duration):
+                await stop.wait()
+    finally:
+        await supervisor.shutdown()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            async with asyncio.timeout(2.0):  # the final Stopped lines
+                await printer
+        printer.cancel()
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+def _check_kubeconfigs(config: Config, explicit: str | None) -> None:
+    """One line, exit 2, when a kubeconfig or context the forwards need is unusable."""
+    from kportforward.kube.kubeconfig import validate_kubeconfig_for_startup
+
+    groups: dict[str | None, set[str | None]] = {}
+    for spec in config.forwards:
+        groups.setdefault(spec.kubeconfig or explicit, set()).add(spec.context)
+    for kubeconfig, contexts in groups.items():
+        validate_kubeconfig_for_startup(kubeconfig, contexts)
+
+
+def main(args: Any) -> int:
+    """``kportforward run``."""
+    from kportforward.core.config import load_config, user_config_path
+    from kportforward.supervisor.supervisor import Supervisor
+
+    kubectl = resolve_kubectl(getattr(args, "kubectl", None))
+    config = load_config(getattr(args, "config", None))
+    if not config.forwards:
+        raise BadInputError(
+            "no forwards configured",
+            f"add some under portForwards in {user_config_path()} or pass --config PATH",
+        )
+    kubeconfig = getattr(args, "kubeconfig", None)
+    _check_kubeconfigs(config, kubeconfig)
+    supervisor = Supervisor(
+        config,
+        kubectl=kubectl,
+        kubeconfig=kubeconfig,
+        config_path=getattr(args, "config", None),
+        watch_config=True,
+    )
+    return asyncio.run(run_headless(supervisor, json_lines=bool(getattr(args, "json", False))))

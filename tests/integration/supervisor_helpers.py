@@ -1,0 +1,149 @@
+"""Helpers for the supervisor's integration tests: fast tunings, waiting, and finding our kubectls."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import psutil
+
+from kportforward.core.backoff import Backoff
+from kportforward.core.models import Config, ForwardSpec, Settings
+from kportforward.core.states import ForwardState
+from kportforward.supervisor.reclaim import OWNER_ENV
+from kportforward.supervisor.runner import Tuning
+from kportforward.supervisor.supervisor import Supervisor
+
+RUNNING = ForwardState.RUNNING
+
+FAST = Tuning(
+    monitoring_interval=0.2,
+    probe_timeout=0.5,
+    degraded_reprobe=0.1,
+    connect_timeout=30.0,
+    stop_interrupt_wait=1.0,
+    stop_term_wait=0.5,
+)
+
+
+def fast_backoff() -> Backoff:
+    """Small delays so restarts happen within a test's patience."""
+    return Backoff(base=0.1, cap=2.0, reset_after=3.0)
+
+
+def cluster_backoff() -> Backoff:
+    """Access-probe steps for suspended clusters: 0.2, 0.4, 0.8, 1.0 …"""
+    return Backoff(base=0.2, cap=1.0, jitter=0.0)
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports free right now on 127.0.0.1."""
+    socks, ports = [], []
+    for _ in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        ports.append(s.getsockname()[1])
+    for s in socks:
+        s.close()
+    return ports
+
+
+def echo_specs(names_targets: Iterable[tuple[str, str]], **kw: Any) -> tuple[ForwardSpec, ...]:
+    """Forwards to each target's echo port (9000 in generated worlds) on free local ports."""
+    pairs = list(names_targets)
+    ports = free_ports(len(pairs))
+    return tuple(
+        ForwardSpec(name, target, 9000, port, namespace="default", **kw)
+        for (name, target), port in zip(pairs, ports, strict=True)
+    )
+
+
+class Harness:
+    """A Supervisor on the test's loop, with every event collected."""
+
+    def __init__(self, sup: Supervisor) -> None:
+        self.sup = sup
+        self.events: list[Any] = []
+        self._task = asyncio.get_running_loop().create_task(self._collect())
+
+    async def _collect(self) -> None:
+        async for ev in self.sup.events():
+            self.events.append(ev)
+
+    def state(self, name: str) -> ForwardState:
+        """One forward's current state."""
+        return self.sup.status(name).state
+
+    def states(self, name: str) -> list[ForwardState]:
+        """Every state ``name`` went through, in order."""
+        return [e.status.state for e in self.events if getattr(e, "forward", None) == name]
+
+    async def wait(self, pred: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
+        """Poll ``pred`` until true; fail with the snapshot after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while not pred():
+            if time.monotonic() > deadline:
+                snap = [(s.name, s.state.value, s.reason) for s in self.sup.snapshot()]
+                raise AssertionError(f"timed out waiting for {what or pred}: {snap}")
+            await asyncio.sleep(0.05)
+
+    async def all_running(self, timeout: float = 60.0) -> None:
+        """Wait until every forward is Running."""
+        await self.wait(
+            lambda: all(s.state is RUNNING for s in self.sup.snapshot()), timeout, "all Running"
+        )
+
+    async def close(self) -> None:
+        """Shut down and let the collector finish."""
+        await self.sup.shutdown()
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._task, 5)
+
+
+def make_supervisor(
+    kubectl: str, kubeconfig: str, specs: Iterable[ForwardSpec], **kw: Any
+) -> Supervisor:
+    """A Supervisor with the fast test tunings (overridable through ``kw``)."""
+    config = Config(forwards=tuple(specs), settings=Settings(monitoring_interval=0.2))
+    kw.setdefault("tuning", FAST)
+    kw.setdefault("backoff", fast_backoff)
+    kw.setdefault("cluster_backoff", cluster_backoff)
+    kw.setdefault("sample_interval", 0.5)
+    kw.setdefault("watch_interval", 0.2)
+    return Supervisor(config, kubectl=kubectl, kubeconfig=kubeconfig, **kw)
+
+
+def kubectls_of(owner_pid: int) -> list[psutil.Process]:
+    """Live kubectl processes started by ``owner_pid`` (found by our env marker, never by name)."""
+    found = []
+    for proc in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if proc.environ().get(OWNER_ENV) == str(owner_pid) and proc.status() != "zombie":
+                found.append(proc)
+    return found
+
+
+def open_fds() -> int:
+    """How many file descriptors this process has open."""
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def echo(port: int, data: bytes, timeout: float = 10.0) -> bytes:
+    """Send ``data`` through 127.0.0.1:``port``, half-close, return everything that comes back."""
+    async with asyncio.timeout(timeout):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            writer.write(data)
+            await writer.drain()
+            writer.write_eof()
+            return await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
