@@ -48,6 +48,7 @@ __all__ = [
 EMBEDDED = "<embedded>"
 """How the embedded defaults appear in :attr:`Config.sources`."""
 ENV_VAR = "KPORTFORWARD_CONFIG"
+_WINDOWS = os.name == "nt"
 
 _Sig = tuple[int, int, int, int] | None
 
@@ -62,7 +63,7 @@ def _user_path_from(env: dict[str, str] | os._Environ[str]) -> tuple[str | None,
     named = env.get(ENV_VAR)
     if named:
         return os.path.expanduser(named), True
-    if os.name == "nt":
+    if _WINDOWS:
         base = env.get("APPDATA") or os.path.join(os.path.expanduser("~"), "AppData", "Roaming")
     else:
         xdg = env.get("XDG_CONFIG_HOME")

@@ -205,7 +205,9 @@ def _target(ctx: _Ctx, node: yaml.Node, key: str) -> str:
         guess = suggest(kind.lower(), list(TARGET_KINDS))
         extra = f"did you mean '{guess}'? " if guess else ""
         raise ctx.fail(node, key, f"unknown target kind {kind!r}", f"{extra}KIND is one of {kinds}")
-    if not name or len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
+    if not name:
+        raise ctx.fail(node, key, f"target {text!r} has no name", f"write {kind}/NAME")
+    if len(name) > 253 or not _DNS_SUBDOMAIN.fullmatch(name):
         raise ctx.fail(
             node,
             key,
@@ -290,7 +292,9 @@ def _duration(bounds: tuple[float, float]) -> Callable[[_Ctx, yaml.Node, str], f
         try:
             seconds = parse_duration(value)
         except ValueError as exc:
-            raise ctx.fail(node, key, str(exc), "write a duration like 500ms, 2s or 1m") from None
+            raise ctx.fail(
+                node, key, str(exc), "units: ms, s, m, h (e.g. 1m30s); a bare number is seconds"
+            ) from None
         low, high = bounds
         if not low <= seconds <= high:
             raise ctx.fail(
@@ -395,7 +399,7 @@ def _forwards(ctx: _Ctx, node: yaml.Node) -> tuple[RawForward, ...]:
         if name != name.strip() or _CONTROL.search(name) or len(name) > 253:
             raise ctx.fail(
                 name_node,
-                keypath,
+                f"portForwards.{name!r}",
                 "a forward name must be one line without surrounding spaces",
                 "rename it",
             )

@@ -83,26 +83,25 @@ def read_text(path: str) -> str:
 
 def decode(data: bytes, path: str) -> str:
     """Decode config bytes: UTF-8 (a BOM is allowed) or UTF-16 with a BOM; never binary."""
-    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
-    try:
-        text = data.decode(encoding)
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(
-            f"is not UTF-8 text (byte 0x{data[exc.start]:02x})",
-            "save the file as UTF-8 YAML",
-            path=path,
-            line=line,
-        ) from None
-    nul = text.find("\x00")
+    utf16 = data.startswith((b"\xff\xfe", b"\xfe\xff"))
+    # NUL never occurs in UTF-8 text: it marks a binary file (or UTF-16 without a BOM).
+    nul = -1 if utf16 else data.find(b"\x00")
     if nul >= 0:
         raise ConfigError(
             "is a binary file, not YAML (it contains NUL bytes)",
             "point at the YAML config file",
             path=path,
-            line=text.count("\n", 0, nul) + 1,
+            line=data.count(b"\n", 0, nul) + 1,
         )
-    return text
+    try:
+        return data.decode("utf-16" if utf16 else "utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x})",
+            "save the file as UTF-8 YAML",
+            path=path,
+            line=data.count(b"\n", 0, exc.start) + 1,
+        ) from None
 
 
 def compose(text: str, path: str) -> yaml.Node | None:
@@ -111,15 +110,21 @@ def compose(text: str, path: str) -> yaml.Node | None:
         return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
-        problem = exc.problem or exc.context or "invalid YAML"
+        # At the end of the file the useful line is where the unclosed thing began.
+        at_end = exc.problem_mark is not None and exc.problem_mark.line >= len(text.splitlines())
+        if at_end and exc.context_mark is not None:
+            mark = exc.context_mark
+        line = None if mark is None else int(mark.line) + 1
+        problem = ", ".join(str(p) for p in (exc.context, exc.problem) if p) or "invalid YAML"
         hint = _SYNTAX_HINT
-        if "'\\t'" in problem or "\t" in problem:
+        lines = text.splitlines()
+        text_line = lines[line - 1] if line and line <= len(lines) else ""
+        if "\t" in text_line[: len(text_line) - len(text_line.lstrip())] or "\t" in problem:
             hint = "YAML does not allow tabs for indentation; use spaces"
         elif "single document" in problem:
             hint = "keep one YAML document: remove the '---' separators"
         elif "undefined alias" in problem:
             hint = "define the anchor (&name) before using the alias (*name)"
-        line = None if mark is None else int(mark.line) + 1
         raise ConfigError(f"YAML syntax error: {problem}", hint, path=path, line=line) from None
     except yaml.reader.ReaderError as exc:
         raise ConfigError(
@@ -151,7 +156,7 @@ def mapping_items(
                 value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
             )
             for source in sources:
-                merged.extend(_merge_source(source, path, keypath, visiting))
+                merged.extend(_merge_source(source, key_node, path, keypath, visiting))
             continue
         key = _key_text(key_node, path, keypath)
         first = seen.get(key)
@@ -173,7 +178,7 @@ def mapping_items(
 
 
 def _merge_source(
-    source: yaml.Node, path: str, keypath: str, visiting: frozenset[int]
+    source: yaml.Node, merge_key: yaml.Node, path: str, keypath: str, visiting: frozenset[int]
 ) -> list[tuple[str, yaml.Node, yaml.Node]]:
     where = f"{keypath}.<<" if keypath else "<<"
     if not isinstance(source, yaml.MappingNode):
@@ -181,7 +186,7 @@ def _merge_source(
             "a '<<' merge key needs a mapping (or a list of mappings) to merge",
             "write '<<: *anchor' where '&anchor' names a mapping",
             path=path,
-            line=line_of(source),
+            line=line_of(merge_key),
             key=where,
         )
     if id(source) in visiting:
@@ -189,7 +194,7 @@ def _merge_source(
             "a '<<' merge includes the mapping it is in",
             "merge a different anchor",
             path=path,
-            line=line_of(source),
+            line=line_of(merge_key),
             key=where,
         )
     return mapping_items(source, path, keypath, visiting)
