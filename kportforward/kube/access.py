@@ -51,14 +51,21 @@ def _probe_blocking(
     def remaining() -> float:
         return max(0.05, deadline - time.monotonic())
 
+    step = "reading the kubeconfig"
     try:
         api, _, _ = kclient.get_client(kubeconfig, context, deadline)
+        step = "GET /version"
         version = k8s.client.VersionApi(api).get_code(_request_timeout=remaining())
-        k8s.client.CoreV1Api(api).list_namespaced_pod(
+        step = f"listing pods in namespace '{namespace}'"
+        resp = k8s.client.CoreV1Api(api).list_namespaced_pod(
             namespace, limit=1, _preload_content=False, _request_timeout=remaining()
-        ).release_conn()
+        )
+        # Read the body before the connection goes back to the pool, or the next request on it
+        # would read this body as its status line.
+        resp.drain_conn()
+        resp.release_conn()
     except Exception as exc:
-        error = kclient.classify(exc, server, f"listing pods in namespace '{namespace}'")
+        error = kclient.classify(exc, server, step)
         if error.kind == "auth":
             # Credentials may have been refreshed since (a new token, an exec plugin): build anew.
             kclient.forget_client(kubeconfig, context)

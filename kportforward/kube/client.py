@@ -201,6 +201,12 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
     try:
         merger = KubeConfigMerger(os.pathsep.join(str(p) for p in kc.sources))
         root = merger.config
+        if root is None:  # the files went away since we parsed them
+            raise KubeApiError(
+                "config",
+                f"kubeconfig {kc.where} cannot be read any more",
+                "restore it, or point --kubeconfig / KUBECONFIG at a valid kubeconfig",
+            )
         user = kc.user_of(ctx)
         if user is not None and user.auth == "exec":
             for node in root.value.get("users") or []:
@@ -323,7 +329,8 @@ def classify(exc: BaseException, server: str, what: str) -> KubeApiError:
     if isinstance(exc, KubeconfigError):
         return KubeApiError("config", exc.message, exc.hint)
     status = getattr(exc, "status", None)
-    if type(exc).__name__ == "ApiException" and isinstance(status, int):
+    is_api = any(c.__name__ == "ApiException" for c in type(exc).__mro__)
+    if is_api and isinstance(status, int):
         detail = _status_message(exc)
         if status == 401:
             return KubeApiError(
@@ -351,6 +358,9 @@ def classify(exc: BaseException, server: str, what: str) -> KubeApiError:
         exc, TimeoutError
     ):
         return KubeApiError("network", f"no answer from {server} ({what})", "is the cluster up?")
+    if name == "ProtocolError":
+        # Its text may quote whatever the server sent instead of a status line.
+        return KubeApiError("network", f"connection to {server} broken ({what})", "is it up?")
     reason = getattr(exc, "reason", None)
     text = str(reason if reason is not None and not isinstance(reason, str) else exc)
     text = text.replace("Failed to establish a new connection: ", "")

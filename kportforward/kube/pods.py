@@ -142,7 +142,8 @@ def _resolve_blocking(
         if kind == "service":
             obj = _json(core.read_namespaced_service(name, ns, _request_timeout=remaining(), **raw))
         else:
-            read = getattr(k8s.client.AppsV1Api(api), f"read_namespaced_{kind}")
+            method = {"statefulset": "stateful_set", "replicaset": "replica_set"}.get(kind, kind)
+            read = getattr(k8s.client.AppsV1Api(api), f"read_namespaced_{method}")
             obj = _json(read(name, ns, _request_timeout=remaining(), **raw))
         selector = label_selector((obj.get("spec") or {}).get("selector") or {})
         if not selector:
