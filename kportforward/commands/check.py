@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, TextIO
 
@@ -22,9 +23,22 @@ COLUMNS = ("NAME", "TARGET", "NAMESPACE", "PORTS", "TYPE", "CONTEXT", "GROUP")
 def main(args: argparse.Namespace) -> int:
     """Run the command; 0 when the config is valid (warnings allowed)."""
     config = load_config(getattr(args, "config", None))
+    try:
+        code = _print(config, json_output=bool(getattr(args, "json", False)))
+        sys.stdout.flush()  # inside the try: a closed pipe must not surface at exit
+        return code
+    except BrokenPipeError:
+        # `check --json | head`: the reader left; that is not an error worth a message.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 0
+
+
+def _print(config: Config, *, json_output: bool) -> int:
     for warning in config.warnings:
         print(f"kportforward: warning: {warning}", file=sys.stderr)
-    if getattr(args, "json", False):
+    if json_output:
         json.dump(to_json(config), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0

@@ -288,6 +288,21 @@ def test_checkout_fallback_for_the_embedded_defaults() -> None:
     assert "monitoringInterval" in text
 
 
+def test_packaged_defaults_are_preferred(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # The wheel force-includes default_config.yaml inside the package; simulate that layout.
+    (tmp_path / "default_config.yaml").write_text("monitoringInterval: 7s\n")
+
+    class FakeResources:
+        @staticmethod
+        def files(package: str) -> Path:
+            assert package == "kportforward"
+            return tmp_path
+
+    monkeypatch.setattr(config_mod, "resources", FakeResources)
+    assert config_mod._defaults_file()[0] == str(tmp_path / "default_config.yaml")
+    assert load_config().settings.monitoring_interval == 7.0
+
+
 def test_default_config_yaml_examples_are_valid_when_uncommented() -> None:
     text = (REPO / "default_config.yaml").read_text()
     lines = text.splitlines()
