@@ -26,7 +26,7 @@ class Backoff:
     """No delay is longer than this; Failed forwards are retried at this pace."""
     factor: float = 2.0
     jitter: float = 0.2
-    """Each delay is spread uniformly over ±jitter of itself, so forwards do not retry in lockstep."""
+    """Each delay is spread uniformly over ±jitter of itself: forwards do not retry in lockstep."""
     reset_after: float = 10.0
     """A forward that stayed Running this long starts again from ``base`` on its next failure."""
     clock: Callable[[], float] = time.monotonic

@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import Enum
 
 
-class ForwardState(str, Enum):
+class ForwardState(str, Enum):  # noqa: UP042 - str() stays "ForwardState.X" for callers
     """Where one forward is in its lifecycle."""
 
     STARTING = "Starting"
@@ -34,7 +34,7 @@ class ForwardState(str, Enum):
     """Stopped by the user or disabled."""
 
 
-class Event(str, Enum):
+class Event(str, Enum):  # noqa: UP042 - like ForwardState
     """Something that happened to one forward; the table maps (state, event) to the next state."""
 
     SPAWNED = "spawned"

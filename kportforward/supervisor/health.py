@@ -1,10 +1,12 @@
 """Liveness through the tunnel: is kubectl still carrying bytes to the pod?
 
 kubectl stays alive when the API server hangs, and it accepts local connections it can no
-longer serve. So the probe goes through the tunnel: connect to the local port, half-close our side, and wait
-for the far end to answer. A healthy tunnel relays the EOF to the backend, the backend closes, and
-kubectl closes our socket (or the backend greets us first). A refused connect, or no answer within
-the timeout, means the tunnel is dead.
+longer serve. So the probe goes through the tunnel: connect to the local port, half-close our
+side, and wait for the far end to answer. A healthy tunnel relays the EOF to the backend, the
+backend closes, and kubectl closes our socket (or the backend greets us first). A refused
+connect, or no answer within the timeout, means the tunnel is dead.
+
+Suspended clusters are probed here too (``ClusterHealth``): one access probe per backoff step.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class ProbeResult:
 
 
 async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
-    """Probe the tunnel listening on ``address:port``; never raises, never waits past ``timeout``."""
+    """Probe the tunnel on ``address:port``; never raises, never waits past ``timeout``."""
     loop = asyncio.get_running_loop()
     host = "127.0.0.1" if address in ("localhost", "0.0.0.0") else address
     family = socket.AF_INET6 if ":" in host else socket.AF_INET

@@ -45,7 +45,7 @@ _POD_GET = re.compile(r"\bGET \S*/namespaces/([^/\s\"]+)/pods/([^/\s\"?]+)[\s\"]
 _KLOG = re.compile(r"^[IWEF]\d{4} \d\d:\d\d:\d\d\.\d+\s+\d+ \S+\] ")
 
 
-class Failure(str, enum.Enum):
+class Failure(str, enum.Enum):  # noqa: UP042 - like ForwardState
     """What a kubectl exit means for the forward."""
 
     RETRY = "retry"
@@ -223,7 +223,7 @@ class KubectlProcess:
         env: dict[str, str] | None = None,
         log_lines: deque[str] | None = None,
     ) -> KubectlProcess:
-        """Start kubectl in its own session with a parent-death signal; call from the loop thread."""
+        """Start kubectl in its own session with a parent-death signal (from the loop thread)."""
         loop = asyncio.get_running_loop()
         proc = cls(log_lines)
         proc._exit = loop.create_future()

@@ -37,7 +37,7 @@ class Tuning:
     degraded_reprobe: float = 0.25
     """Delay before the second probe after a first failure."""
     connect_timeout: float = 75.0
-    """kubectl that has not printed ``Forwarding from`` by then is restarted (kubectl waits 60 s for a pod)."""
+    """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
     stop_interrupt_wait: float = 1.0
     stop_term_wait: float = 0.5
 
@@ -215,10 +215,9 @@ class ForwardRunner:
         if new is S.RUNNING:
             self.running_since = now
             self.backoff.mark_running()
-        elif previous is S.RUNNING or previous is S.DEGRADED:
-            if new is not S.DEGRADED and new is not S.RUNNING:
-                self.running_since = None
-                self.backoff.mark_stopped()
+        elif previous in (S.RUNNING, S.DEGRADED) and new is not S.DEGRADED:
+            self.running_since = None
+            self.backoff.mark_stopped()
         if new not in (S.COOLDOWN, S.FAILED, S.SUSPENDED):
             self.retry_at = None
         self.state, self.reason = new, reason

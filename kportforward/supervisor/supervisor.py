@@ -161,7 +161,7 @@ class Supervisor:
         await self._runners[name].command(Event.USER_START, "restarted by user")
 
     async def reload(self, config: Config) -> None:
-        """Added forwards start, removed ones stop, changed ones restart, unchanged keep their pid."""
+        """Added forwards start, removed stop, changed restart; unchanged keep their pid."""
         old = {s.name: s for s in self.config.forwards}
         new = {s.name: s for s in config.forwards}
         self.config = config
@@ -356,7 +356,7 @@ class Supervisor:
         self._pod_watches.add(key)
         try:
             if self._pod_watcher is None:
-                from kportforward.kube.pods import PodWatcher  # type: ignore[attr-defined]
+                from kportforward.kube.pods import PodWatcher
 
                 self._pod_watcher = PodWatcher(asyncio.get_running_loop(), self._on_pod_change)
             self._pod_watcher.watch(*key)

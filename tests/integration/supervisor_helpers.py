@@ -1,4 +1,4 @@
-"""Helpers for the supervisor's integration tests: fast tunings, waiting, and finding our kubectls."""
+"""Supervisor integration test helpers: fast tunings, waiting, finding our kubectls."""
 
 from __future__ import annotations
 

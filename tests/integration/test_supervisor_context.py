@@ -12,7 +12,6 @@ from kportforward.core.config import load_config
 from kportforward.core.models import ForwardSpec
 from kportforward.sim import generated_world
 from tests.integration.supervisor_helpers import (
-    RUNNING,
     Harness,
     echo,
     free_ports,

@@ -1,4 +1,4 @@
-"""Faults the supervisor must see and survive: pod replaced, hung server, 401, NotFound, Forbidden."""
+"""Faults the supervisor must see and survive: pod replaced, hung server, 401, NotFound, 403."""
 
 from __future__ import annotations
 

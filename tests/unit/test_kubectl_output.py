@@ -1,4 +1,4 @@
-"""kubectl's output, as measured (shared/notes/kubectl-port-forward.md §3): classification and argv."""
+"""kubectl's output as measured (shared/notes/kubectl-port-forward.md §3): classify, argv."""
 
 from __future__ import annotations
 
@@ -10,7 +10,10 @@ import pytest
 from kportforward.core.models import ForwardSpec
 from kportforward.supervisor.kubectl import Failure, KubectlProcess, build_argv, classify
 
-KLOG = 'E1122 15:20:00.123456   4242 memcache.go:265] "Unhandled Error" err="couldn\'t get current server API group list: '
+KLOG = (
+    'E1122 15:20:00.123456   4242 memcache.go:265] "Unhandled Error" '
+    "err=\"couldn't get current server API group list: "
+)
 
 CASES = [
     (['Error from server (NotFound): services "nope" not found'], Failure.FATAL, "not found"),
@@ -37,21 +40,20 @@ CASES = [
     ),
     (['error: error upgrading connection: pods "foo-1" not found'], Failure.RETRY, "pod went away"),
     (
-        [KLOG + 'the server has asked for the client to provide credentials"'] * 4
-        + [
+        [
+            *[KLOG + 'the server has asked for the client to provide credentials"'] * 4,
             "error: You must be logged in to the server (the server has asked for the client "
-            "to provide credentials)"
+            "to provide credentials)",
         ],
         Failure.AUTH,
         "credentials rejected",
     ),
     (
         [
-            KLOG
-            + 'Get \\"http://127.0.0.1:1/api?timeout=32s\\": dial tcp 127.0.0.1:1: connect: connection refused"'
-        ]
-        + [
-            "The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?"
+            KLOG + 'Get \\"http://127.0.0.1:1/api?timeout=32s\\": dial tcp 127.0.0.1:1: '
+            'connect: connection refused"',
+            "The connection to the server 127.0.0.1:1 was refused - "
+            "did you specify the right host or port?",
         ],
         Failure.NETWORK,
         "cluster unreachable",
@@ -66,7 +68,8 @@ CASES = [
     (
         [
             "Unable to listen on port 8080: Listeners failed to create with the following errors: "
-            "[unable to create listener: Error listen tcp4 127.0.0.1:8080: bind: address already in use]",
+            "[unable to create listener: Error listen tcp4 127.0.0.1:8080: bind: "
+            "address already in use]",
             "error: unable to listen on any of the requested ports: [{8080 8080}]",
         ],
         Failure.PORT,
@@ -112,8 +115,11 @@ def test_argv_has_only_the_documented_flags() -> None:
 
 FAKE = r"""
 import sys, time
-print("I1122 10:00:00.000001   1 round_trippers.go:553] GET http://127.0.0.1:1/api/v1/namespaces/ns/pods/web-1 200 OK in 1 milliseconds", file=sys.stderr, flush=True)
-print("I1122 10:00:00.000002   1 round_trippers.go:553] POST http://127.0.0.1:1/api/v1/namespaces/ns/pods/web-2/portforward 101 Switching Protocols in 2 milliseconds", file=sys.stderr, flush=True)
+T = "I1122 10:00:00.000001   1 round_trippers.go:560] "
+U = "http://127.0.0.1:1/api/v1/namespaces/ns/pods/"
+print(T + "GET " + U + "web-1 200 OK in 1 milliseconds", file=sys.stderr, flush=True)
+print(T + "GET " + U + "web-2/portforward 101 Switching Protocols in 2 milliseconds",
+      file=sys.stderr, flush=True)
 print("Forwarding from 127.0.0.1:5555 -> 80", flush=True)
 print("Handling connection for 5555", flush=True)
 print("Handling connection for 5555", flush=True)
