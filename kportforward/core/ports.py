@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import os
 import socket
 import sys
 import threading
@@ -323,8 +324,13 @@ class PortChecker:
     def _probe_all(self, ports: list[int], address: str) -> list[PortCheck]:
         if len(ports) < _PARALLEL_THRESHOLD or self.max_workers == 1:
             return [probe_port(port, address) for port in ports]
-        # One task per chunk, not per port: a future costs more than the bind it would wrap.
-        workers = min(self.max_workers, len(ports) // (_PARALLEL_THRESHOLD // 2) or 1)
+        # One task per chunk, not per port: a future costs more than the bind it would wrap. No
+        # more threads than CPUs: the Python half of a probe holds the GIL, so extra threads only
+        # queue for it (docs/perf-ports.md has the measurements).
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        workers = max(1, min(self.max_workers, cpus or 1, len(ports) // (_PARALLEL_THRESHOLD // 2)))
+        if workers == 1:
+            return [probe_port(port, address) for port in ports]
         chunks = [ports[i::workers] for i in range(workers)]
         pool = self._executor()
         futures = [pool.submit(_probe_chunk, chunk, address) for chunk in chunks]
