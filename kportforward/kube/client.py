@@ -258,12 +258,22 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
             f"kubeconfig {kc.where}, context '{ctx.name}': {exc.strerror or exc}",
             "fix the kubeconfig",
         ) from None
+    except KubeApiError:
+        raise
+    except Exception as exc:
+        # Only the type: a YAML or decoding error's text may quote a credential.
+        raise KubeApiError(
+            "config",
+            f"kubeconfig {kc.where}, context '{ctx.name}' cannot be used ({type(exc).__name__})",
+            "fix the kubeconfig",
+        ) from None
     return client, expires
 
 
 _cache_lock = threading.Lock()
 _cache: dict[tuple[Any, ...], tuple[Any, float | None]] = {}
 _CACHE_MAX = 32
+_build_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
 
 def resolve_context(kubeconfig: str | None, context: str | None) -> tuple[Kubeconfig, KubeContext]:
@@ -284,20 +294,27 @@ def get_client(
     """
     watcher = shared_watcher(kubeconfig)
     kc = watcher.current()
+    if watcher.error is not None:
+        # The files changed into something unreadable: the last good view is no use for a client.
+        raise watcher.error
     ctx = kc.context(context)
     key = (watcher.paths, watcher.signature, ctx.name)
     with _cache_lock:
-        hit = _cache.get(key)
-    if hit is not None and (hit[1] is None or hit[1] > time.monotonic()):
-        return hit[0], kc, ctx
-    client, expires = _build(kc, ctx, deadline)
-    with _cache_lock:
-        # Drop clients built from older versions of the same files.
-        for old in [k for k in _cache if k[0] == key[0] and k[2] == key[2]]:
-            del _cache[old]
-        while len(_cache) >= _CACHE_MAX:
-            del _cache[next(iter(_cache))]
-        _cache[key] = (client, expires)
+        build_lock = _build_locks.setdefault((watcher.paths, ctx.name), threading.Lock())
+    # One build per (files, context) at a time: concurrent misses would run an exec plugin twice.
+    with build_lock:
+        with _cache_lock:
+            hit = _cache.get(key)
+        if hit is not None and (hit[1] is None or hit[1] > time.monotonic()):
+            return hit[0], kc, ctx
+        client, expires = _build(kc, ctx, deadline)
+        with _cache_lock:
+            # Drop clients built from older versions of the same files.
+            for old in [k for k in _cache if k[0] == key[0] and k[2] == key[2]]:
+                del _cache[old]
+            while len(_cache) >= _CACHE_MAX:
+                del _cache[next(iter(_cache))]
+            _cache[key] = (client, expires)
     return client, kc, ctx
 
 
@@ -308,6 +325,16 @@ def forget_client(kubeconfig: str | None, context: str | None) -> None:
         for key in list(_cache):
             if key[0] == watcher.paths and (context is None or key[2] == context):
                 del _cache[key]
+
+
+def close_clients() -> None:
+    """Drop every cached client and close its pooled connections (at shutdown)."""
+    with _cache_lock:
+        clients = [client for client, _ in _cache.values()]
+        _cache.clear()
+    for client in clients:
+        with contextlib.suppress(Exception):
+            client.rest_client.pool_manager.clear()
 
 
 def _status_message(exc: Any) -> str:

@@ -399,3 +399,46 @@ def test_min_interval_skips_stats_with_a_fake_clock(tmp_path: Path) -> None:
     assert watcher.current().current_context == "a"  # within min_interval: not even a stat
     now[0] += 1.5
     assert watcher.current().current_context == "b"
+
+
+# ---------------------------------------------------------------- the CLI on the corpus (issue 8)
+
+CLI_CASES = [
+    ("corrupt.yaml", None, "not valid YAML"),
+    ("not_a_mapping.yaml", None, "must be a mapping"),
+    ("garbage.bin", None, "not text"),
+    ("contexts_not_a_list.yaml", None, "must be a list"),
+    ("no_current_context.yaml", None, "no current context"),
+    ("context_not_found.yaml", None, "current context 'staging' not found"),
+    ("context_not_found.yaml", "qa", "context 'qa' not found"),
+    ("missing_cluster.yaml", None, "cluster 'ghost'"),
+    ("missing_user.yaml", None, "user 'ghost'"),
+    ("no_server.yaml", None, "has no server"),
+    ("does-not-exist.yaml", None, "does not exist"),
+]
+
+
+@pytest.mark.parametrize(("name", "context", "expected"), CLI_CASES)
+def test_run_refuses_a_bad_kubeconfig_with_one_line_and_exit_2(
+    name: str, context: str | None, expected: str, tmp_path: Path, hermetic_env: Path
+) -> None:
+    from tests.conftest import run_cli
+
+    config = tmp_path / "config.yaml"
+    extra = f"    context: {context}\n" if context else ""
+    config.write_text(
+        "portForwards:\n  api:\n    target: service/api\n    targetPort: 80\n"
+        f"    localPort: 18080\n{extra}"
+    )
+    kubeconfig = CORPUS / name
+    before = {p: p.read_bytes() for p in CORPUS.glob("*.*")}
+    home_before = sorted(p for p in hermetic_env.rglob("*"))
+    result = run_cli("run", "--config", str(config), "--kubeconfig", str(kubeconfig), timeout=60)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert expected in lines[0] and str(kubeconfig) in lines[0]
+    assert not any(m in result.stderr + result.stdout for m in SECRET_MARKERS)
+    assert {p: p.read_bytes() for p in CORPUS.glob("*.*")} == before  # nothing written
+    assert sorted(p for p in hermetic_env.rglob("*")) == home_before  # no user file created
