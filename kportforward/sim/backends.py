@@ -30,6 +30,7 @@ class Backend:
         self.port: int = self._sock.getsockname()[1]
         self._server: asyncio.Server | None = None
         self._clients: set[asyncio.StreamWriter] = set()
+        self._echoes: set[asyncio.Transport] = set()
         self._closed = False
 
     @property
@@ -41,8 +42,11 @@ class Backend:
         """Begin serving on the bound socket."""
         if self._closed:
             return
-        handler = self._echo if self.kind == "echo" else self._http
-        self._server = await asyncio.start_server(handler, sock=self._sock, limit=1 << 20)
+        loop = asyncio.get_running_loop()
+        if self.kind == "echo":
+            self._server = await loop.create_server(lambda: _Echo(self._echoes), sock=self._sock)
+        else:
+            self._server = await asyncio.start_server(self._http, sock=self._sock)
 
     def close(self) -> None:
         """Stop listening and cut every client (the pod is gone)."""
@@ -53,22 +57,8 @@ class Backend:
             self._sock.close()
         for writer in list(self._clients):
             writer.transport.abort()
-
-    async def _echo(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._clients.add(writer)
-        try:
-            while chunk := await reader.read(1 << 18):
-                writer.write(chunk)
-                await writer.drain()
-            # Half-close aware: the client's EOF becomes ours once everything is echoed.
-            if writer.can_write_eof():
-                writer.write_eof()
-            await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            self._clients.discard(writer)
-            writer.close()
+        for transport in list(self._echoes):
+            transport.abort()
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients.add(writer)
@@ -107,3 +97,39 @@ class Backend:
             self._clients.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+class _Echo(asyncio.Protocol):
+    """Echoes every byte (a protocol, not a stream: no await per chunk); half-close aware."""
+
+    def __init__(self, registry: set[asyncio.Transport]) -> None:
+        self._registry = registry
+        self._transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self._registry.add(transport)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    def eof_received(self) -> bool:
+        # The client's EOF becomes ours once everything is echoed (write_eof flushes first).
+        assert self._transport is not None
+        if self._transport.can_write_eof():
+            self._transport.write_eof()
+        return True
+
+    def pause_writing(self) -> None:
+        assert self._transport is not None
+        self._transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        assert self._transport is not None
+        self._transport.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._transport is not None:
+            self._registry.discard(self._transport)

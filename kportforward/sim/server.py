@@ -25,12 +25,7 @@ from kportforward.sim.kubeconfig import make_certificate, write_kubeconfig
 from kportforward.sim.portforward import PortForwardSession
 from kportforward.sim.rules import Rule, denial
 from kportforward.sim.state import ClusterState
-from kportforward.sim.transport import (
-    WS_PROTOCOL,
-    RawTransport,
-    WebSocketTransport,
-    websocket_accept,
-)
+from kportforward.sim.transport import WS_PROTOCOL, websocket_accept
 from kportforward.sim.world import World
 
 log = logging.getLogger(__name__)
@@ -266,11 +261,20 @@ class Simulator:
 
     def hang(self) -> None:
         """Stop answering without closing anything; open tunnels stall too."""
-        self._on_loop(lambda: self._gate.clear() if self._gate else None)
+        self._on_loop(self._set_hung, True)
 
     def resume(self) -> None:
         """Answer again after :meth:`hang`."""
-        self._on_loop(lambda: self._gate.set() if self._gate else None)
+        self._on_loop(self._set_hung, False)
+
+    def _set_hung(self, hung: bool) -> None:
+        if self._gate is None:
+            return
+        if hung:
+            self._gate.clear()
+        else:
+            self._gate.set()
+        self._state.set_hung(hung)
 
     @property
     def hung(self) -> bool:
@@ -417,40 +421,49 @@ class Simulator:
         if (namespace, name) not in self.world.pods:
             return self._reply(req, writer, 404, not_found("pods", name))
         upgrade = req.headers.get("upgrade", "").lower()
-        conn: RawTransport
-        if req.method == "GET" and upgrade == "websocket" and self.allow_websocket:
+        websocket = req.method == "GET" and upgrade == "websocket" and self.allow_websocket
+        if websocket:
             offered = [p.strip() for p in req.headers.get("sec-websocket-protocol", "").split(",")]
             if WS_PROTOCOL not in offered:
                 body = denial(400, req, f"no supported subprotocol in {offered}")
                 return self._reply(req, writer, 400, body)
-            key = req.headers.get("sec-websocket-key", "")
             headers = {
                 "Upgrade": "websocket",
                 "Connection": "Upgrade",
-                "Sec-WebSocket-Accept": websocket_accept(key),
+                "Sec-WebSocket-Accept": websocket_accept(req.headers.get("sec-websocket-key", "")),
                 "Sec-WebSocket-Protocol": WS_PROTOCOL,
             }
-            conn = WebSocketTransport(reader, writer)
         elif req.method == "POST" and upgrade.startswith("spdy/3.1"):
             headers = {
                 "Connection": "Upgrade",
                 "Upgrade": "SPDY/3.1",
                 "X-Stream-Protocol-Version": "portforward.k8s.io",
             }
-            conn = RawTransport(reader, writer)
         else:
             body = denial(400, req, "Upgrade request required")
             return self._reply(req, writer, 400, body)
         self._record(req, 101)
         writer.write(response_head(101, headers))
-        assert self._gate is not None
         state = self._state
         session = PortForwardSession(
-            conn, name, lambda port: state.resolve(namespace, name, port), self._gate
+            name,
+            lambda port: state.resolve(namespace, name, port),
+            websocket=websocket,
+            hung=self.hung,
         )
+        # Hand the connection to the session's protocol, with whatever the stream reader had
+        # already buffered (private attribute: asyncio offers no public way to take it back).
+        buffered = getattr(reader, "_buffer", b"")
+        leftover = bytes(buffered)
+        if isinstance(buffered, bytearray):
+            buffered.clear()
+        transport = writer.transport
+        assert isinstance(transport, asyncio.Transport)
+        session.attach(transport, leftover)
         state.add_session(namespace, name, session)
         try:
-            await session.run()
+            await session.done
         finally:
+            session.close()
             state.remove_session(namespace, name, session)
         return False

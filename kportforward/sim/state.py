@@ -115,6 +115,12 @@ class ClusterState:
             session.abort()
         return len(sessions)
 
+    def set_hung(self, hung: bool) -> None:
+        """Stall or resume every open tunnel."""
+        for sessions in self.sessions.values():
+            for session in sessions:
+                session.set_hung(hung)
+
     def drop_streams(self) -> int:
         """Abort every open tunnel; returns how many."""
         count = 0
