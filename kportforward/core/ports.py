@@ -227,6 +227,14 @@ class _IndexedTTLCache(cachetools.TTLCache):
         super().clear()
         self.index.clear()
 
+    def annotate(self, key: Any, old: Any, new: Any) -> None:
+        """Swap the value under ``key`` for ``new`` if it is still ``old``, keeping its expiry
+        (a holder's name is not a fresher answer, so it must not extend the entry's life)."""
+        entry = self.index.get(key)
+        if entry is not None and entry[1] is old:
+            cachetools.Cache.__setitem__(self, key, new)
+            self.index[key] = (entry[0], new)
+
 
 class PortChecker:
     """TTL-cached port availability with batch checks and hit/miss counters.
@@ -363,11 +371,10 @@ class PortChecker:
             if rec.address in holders and rec.reason == "in_use" and not rec.holder_checked:
                 found = holders[rec.address].get(rec.port)
                 pid, name = found if found else (None, None)
-                rec = rec._replace(holder_pid=pid, holder_name=name, holder_checked=True)
+                named = rec._replace(holder_pid=pid, holder_name=name, holder_checked=True)
                 with self._lock:
-                    key = (rec.address, rec.port)
-                    if key in self._cache:
-                        self._cache[key] = rec
+                    self._cache.annotate((rec.address, rec.port), rec, named)
+                rec = named
             out.append(rec)
         return out
 

@@ -279,3 +279,15 @@ def test_localhost_and_its_ipv4_address_share_one_cache_entry(holder):
     assert checker.is_available(holder.port, "127.0.0.1") is False
     info = checker.cache_info()
     assert (info.hits, info.misses, info.size) == (1, 1, 1)
+
+
+def test_naming_the_holder_does_not_extend_the_cached_answer(holder):
+    timer = FakeTimer()
+    checker = PortChecker(ttl=5, timer=timer)
+    assert checker.check(holder.port).holder_pid is None
+    timer.now += 4
+    assert checker.check(holder.port, holder=True).holder_pid == holder.pid
+    timer.now += 1.5  # 5.5 s after the bind: expired, although the name was added at 4 s
+    before = checker.cache_info().misses
+    checker.check(holder.port)
+    assert checker.cache_info().misses == before + 1
