@@ -8,6 +8,7 @@ import json
 import re
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from kportforward.sim import objects as o
@@ -120,28 +121,34 @@ class Api:
         self._server_address = server_address
         self._record = record  # called before the answer is written, so a client never races it
 
-    def items(self, resource: str, namespace: str | None) -> list[tuple[dict[str, str], str, Any]]:
-        """(labels, name, json) for every object of a resource in a namespace (None: all)."""
+    def items(
+        self, resource: str, namespace: str | None
+    ) -> list[tuple[dict[str, str], str, Callable[[], Any]]]:
+        """(labels, name, render) for every object of a resource in a namespace (None: all);
+        rendering is deferred so selectors filter before any JSON is built."""
         world = self.state.world
-        out: list[tuple[dict[str, str], str, Any]] = []
         if resource == "namespaces":
-            return [({}, ns, o.namespace_json(ns)) for ns in world.namespaces]
+            return [({}, ns, partial(o.namespace_json, ns)) for ns in world.namespaces]
         if resource == "pods":
-            for p in world.pods.values():
-                if namespace in (None, p.namespace):
-                    out.append((p.labels, p.name, o.pod_json(p)))
-        elif resource in ("services", "endpoints"):
-            for s in world.services.values():
-                if namespace in (None, s.namespace):
-                    body = (
-                        o.service_json(s) if resource == "services" else o.endpoints_json(s, world)
-                    )
-                    out.append(({}, s.name, body))
-        else:
-            for w in world.workloads.values():
-                if _KIND_OF[w.kind] == resource and namespace in (None, w.namespace):
-                    out.append((w.selector, w.name, o.workload_json(w, world)))
-        return out
+            return [
+                (p.labels, p.name, partial(o.pod_json, p))
+                for p in world.pods.values()
+                if namespace in (None, p.namespace)
+            ]
+        if resource in ("services", "endpoints"):
+            render = (
+                o.service_json if resource == "services" else partial(o.endpoints_json, world=world)
+            )
+            return [
+                ({}, s.name, partial(render, s))
+                for s in world.services.values()
+                if namespace in (None, s.namespace)
+            ]
+        return [
+            (w.selector, w.name, partial(o.workload_json, w, world))
+            for w in world.workloads.values()
+            if _KIND_OF[w.kind] == resource and namespace in (None, w.namespace)
+        ]
 
     async def handle(self, req: Request, writer: asyncio.StreamWriter) -> int | None:
         """Answer ``req``; returns the status written, or None when the path is not ours."""
@@ -161,16 +168,16 @@ class Api:
         if missing_ns and (name is not None or resource == "namespaces"):
             return self._send(writer, req, 404, not_found(resource, name or namespace or ""))
         if name is not None:
-            for _, item_name, body in self.items(resource, namespace):
+            for _, item_name, render in self.items(resource, namespace):
                 if item_name == name:
-                    return self._send(writer, req, 200, body)
+                    return self._send(writer, req, 200, render())
             return self._send(writer, req, 404, not_found(resource, name))
         select = parse_selector(req.query.get("labelSelector", ""))
         by_name = _field_selector(req.query.get("fieldSelector", ""))
         if req.query.get("watch") in ("true", "1"):
             await self._watch(req, writer, resource, namespace, select, by_name)
             return 200
-        items = [b for lb, n, b in self.items(resource, namespace) if select(lb) and by_name(n)]
+        items = [r() for lb, n, r in self.items(resource, namespace) if select(lb) and by_name(n)]
         return self._send(writer, req, 200, o.list_json(resource, items, self.state.rv))
 
     version = "v1.32.4"
@@ -210,8 +217,8 @@ class Api:
         backlog: list[tuple[int, str, Any]] = []
         if rv_text in ("", "0"):
             backlog = [
-                (state.rv, "ADDED", b)
-                for lb, n, b in self.items(resource, namespace)
+                (state.rv, "ADDED", render())
+                for lb, n, render in self.items(resource, namespace)
                 if watcher.matches(lb, n)
             ]
             last = state.rv
