@@ -108,7 +108,12 @@ def _first_line(text: str, limit: int = 200) -> str:
 
 
 def _run_exec_plugin(
-    exec_cfg: dict[str, Any], base_dir: str, user: str, where: str, deadline: float
+    exec_cfg: dict[str, Any],
+    base_dir: str,
+    user: str,
+    where: str,
+    deadline: float,
+    cluster: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run an exec credential plugin like client-go does, but never longer than ``deadline``."""
     command = exec_cfg.get("command")
@@ -126,8 +131,11 @@ def _run_exec_plugin(
             if len(value) >= 4:
                 secrets.append(value)
     api_version = exec_cfg.get("apiVersion", "client.authentication.k8s.io/v1")
+    spec: dict[str, Any] = {"interactive": False}
+    if exec_cfg.get("provideClusterInfo") and cluster:
+        spec["cluster"] = cluster
     env["KUBERNETES_EXEC_INFO"] = json.dumps(
-        {"apiVersion": api_version, "kind": "ExecCredential", "spec": {"interactive": False}}
+        {"apiVersion": api_version, "kind": "ExecCredential", "spec": spec}
     )
     name = os.path.basename(command)
     what = f"exec credential plugin '{name}' for user '{user}' ({where})"
@@ -179,6 +187,21 @@ def _run_exec_plugin(
     return status
 
 
+def _cluster_info(root: Any, name: str) -> dict[str, Any]:
+    """The cluster as an exec plugin with ``provideClusterInfo`` expects it (client-go Cluster)."""
+    for node in root.value.get("clusters") or []:
+        if node.value.get("name") == name:
+            cluster = node.value.get("cluster") or {}
+            keys = ("server", "tls-server-name", "insecure-skip-tls-verify",
+                    "certificate-authority-data", "proxy-url", "disable-compression")  # fmt: skip
+            info = {k: cluster[k] for k in keys if k in cluster}
+            for ext in cluster.get("extensions") or []:
+                if isinstance(ext, dict) and ext.get("name") == "client.authentication.k8s.io/exec":
+                    info["config"] = ext.get("extension")
+            return info
+    return {}
+
+
 def _expiry(status: dict[str, Any]) -> float | None:
     stamp = status.get("expirationTimestamp")
     if not isinstance(stamp, str):
@@ -219,6 +242,7 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
                     ctx.user,
                     str(node.path),
                     deadline,
+                    _cluster_info(root, ctx.cluster),
                 )
                 if status.get("token"):
                     body["token"] = status["token"]

@@ -247,6 +247,8 @@ class _NamespaceWatch(threading.Thread):
             except Exception as exc:
                 if self.stopping.is_set():
                     break
+                if getattr(exc, "status", None) == 410:
+                    continue
                 self.errors += 1
                 server = self.owner.server_of(self.kubeconfig, self.context)
                 error = kclient.classify(exc, server, f"watching pods in '{self.namespace}'")

@@ -127,3 +127,42 @@ async def test_repeated_probes_reuse_one_client(sim: Simulator) -> None:
     keys = [k for k in kclient._cache if k[0] == watcher.paths]
     assert len(keys) == 1
     assert watcher.loads == 1  # the kubeconfig was parsed once for all three probes
+
+
+async def test_exec_plugin_token_is_used_and_cached(
+    sim_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    sim = sim_factory(tls=True, token="kpf-exec-token-0123456789")
+    runs = tmp_path / "runs"
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text(
+        "#!/bin/sh\n"
+        f'echo run >> "{runs}"\n'
+        # provideClusterInfo: the plugin is told which server it is logging in to.
+        'case "$KUBERNETES_EXEC_INFO" in *127.0.0.1*) ;; *) echo "no info" >&2; exit 3;; esac\n'
+        'printf \'%s\' \'{"apiVersion": "client.authentication.k8s.io/v1", '
+        '"kind": "ExecCredential", "status": {"token": "kpf-exec-token-0123456789"}}\'\n'
+    )
+    plugin.chmod(0o755)
+    exec_user = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin),
+            "provideClusterInfo": True,
+        }
+    }
+    path = _copy_kubeconfig(sim, tmp_path / "config")
+    doc = yaml.safe_load(path.read_text())
+    doc["users"][0]["user"] = exec_user
+    path.write_text(yaml.safe_dump(doc))
+    for _ in range(3):
+        result = await probe_access(kubeconfig=str(path), timeout=5.0)
+        assert result.ok, result
+    assert runs.read_text().count("run") == 1  # the credential is cached with the client
+    # A 401 drops the cached client, so the next probe asks the plugin again.
+    rule = sim.add_rule(401)
+    assert (await probe_access(kubeconfig=str(path), timeout=5.0)).kind == "auth"
+    sim.remove_rule(rule)
+    assert (await probe_access(kubeconfig=str(path), timeout=5.0)).ok
+    assert runs.read_text().count("run") == 2
+    assert "kpf-exec-token" not in path.read_text()  # the kubeconfig was never written
