@@ -273,7 +273,14 @@ def _load_config(path: str | os.PathLike[str] | None = None) -> Config:
     # then one stat per file and a dict lookup.
     env = os.environ.get
     named = env(ENV_VAR)
-    raw = (named,) if named else (None, env("XDG_CONFIG_HOME"), env("HOME"), env("APPDATA"))
+    if named:
+        raw: tuple[str | None, ...] = (named,)
+    else:
+        xdg = env("XDG_CONFIG_HOME")
+        if xdg and xdg[0] == "/" and not _WINDOWS:  # an absolute XDG dir decides alone
+            raw = (None, xdg)
+        else:
+            raw = (None, xdg, env("HOME"), env("APPDATA"))
     cache = _cache
     where = cache.where.get(raw)
     if where is None:

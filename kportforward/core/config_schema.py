@@ -270,8 +270,8 @@ def _address(ctx: _Ctx, node: yaml.Node, key: str) -> str:
 def _kubeconfig(ctx: _Ctx, node: yaml.Node, key: str) -> str:
     text = os.path.expanduser(_text(ctx, node, key, "a kubeconfig path"))
     # Relative paths are relative to the config file that names them, not to the working directory.
-    if not os.path.isabs(text) and os.path.isabs(ctx.path):
-        text = os.path.join(os.path.dirname(ctx.path), text)
+    if not os.path.isabs(text):
+        text = os.path.join(os.path.dirname(os.path.abspath(ctx.path)), text)
     return text
 
 

@@ -18,6 +18,8 @@ from kportforward.errors import ConfigError
 
 MAX_CONFIG_BYTES = 10 * 1024 * 1024
 """Config files larger than this are refused: a real one is a few kilobytes."""
+MAX_DEPTH = 1000
+"""Deeper YAML nesting is refused (libyaml's composer recurses in C and would crash)."""
 
 # libyaml's composer is an order of magnitude faster; its nodes keep marks (line/column) too.
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -104,8 +106,33 @@ def decode(data: bytes, path: str) -> str:
         ) from None
 
 
+def _check_depth(text: str, path: str) -> None:
+    """Refuse nesting deeper than MAX_DEPTH before libyaml's recursive composer can crash on it."""
+    # Deep nesting needs an opener per level; counting them is cheap, the event scan is not.
+    openers = text.count("[") + text.count("{") + text.count("- ") + text.count("? ")
+    if openers <= MAX_DEPTH:
+        return
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_Loader):  # iterative: safe at any depth
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ConfigError(
+                        f"YAML nests deeper than {MAX_DEPTH} levels",
+                        "a config is a few levels deep; is this the right file?",
+                        path=path,
+                        line=None if event.start_mark is None else event.start_mark.line + 1,
+                    )
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+    except yaml.YAMLError:
+        return  # compose() reports syntax errors with a better message
+
+
 def compose(text: str, path: str) -> yaml.Node | None:
     """Parse ``text`` into a node tree (None for an empty document)."""
+    _check_depth(text, path)
     try:
         return yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:

@@ -315,3 +315,23 @@ def test_default_config_yaml_examples_are_valid_when_uncommented() -> None:
     parsed = parse_config_text("portForwards:\n" + "\n".join(examples) + "\n")
     assert [f.name for f in parsed.forwards] == ["api", "grpc-users", "legacy"]
     assert parsed.warnings == ()
+
+
+def test_relative_kubeconfig_is_resolved_against_a_relative_config_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(
+        tmp_path / "conf" / "c.yaml",
+        "portForwards:\n  a: {target: pod/a, targetPort: 1, localPort: 2, kubeconfig: k.yaml}\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    spec = load_config("conf/c.yaml").forward("a")
+    assert spec.kubeconfig == str(tmp_path / "conf" / "k.yaml")
+
+
+def test_deep_but_legitimate_flow_style_is_accepted(tmp_path: Path) -> None:
+    # Many flow mappings trigger the depth scan; a flat file passes it.
+    body = "".join(
+        f"  f{i}: {{target: pod/a, targetPort: 1, localPort: {1000 + i}}}\n" for i in range(1500)
+    )
+    assert len(load_config(write(tmp_path / "c.yaml", "portForwards:\n" + body)).forwards) == 1500

@@ -23,6 +23,7 @@ EXPECTED: dict[str, tuple[int | None, str | None]] = {
     "address_hostname.yaml": (6, "portForwards.api.address"),
     "binary_garbage.yaml": (1, None),
     "context_empty.yaml": (6, "portForwards.api.context"),
+    "deep_nesting.yaml": (1, None),
     "control_character.yaml": (3, None),
     "disabled_string.yaml": (6, "portForwards.api.disabled"),
     "duplicate_forward_name.yaml": (6, "portForwards.api"),
