@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import cProfile
+import dataclasses
 import gc
 import json
 import logging
@@ -31,7 +32,7 @@ import psutil
 
 from kportforward.core.config import load_config
 from kportforward.core.durations import parse_duration
-from kportforward.core.models import Config, ForwardSpec, Settings
+from kportforward.core.models import Config
 from kportforward.errors import ArgumentError, BadInputError, OutputPathError
 
 log = logging.getLogger(__name__)
@@ -129,19 +130,22 @@ def _check_writable(opts: ProfileOptions) -> None:
             )
 
 
-def _demo_config(n: int) -> Config:
-    specs = tuple(
-        ForwardSpec(
-            name=f"svc-{i:03d}",
-            target=f"service/svc-{i:03d}",
-            target_port=80,
-            local_port=20000 + i,
-            namespace="default",
-            type="rest",
-        )
-        for i in range(n)
-    )
-    return Config(forwards=specs, settings=Settings(monitoring_interval=1.0), sources=("<profile>",))
+def _write_generated_config(n: int, path: Path) -> None:
+    """A config of ``n`` REST forwards onto ``generated_world(n)``'s services."""
+    width = max(3, len(str(n - 1)))
+    lines = ["portForwards:"]
+    for i in range(n):
+        name = f"svc-{i:0{width}d}"
+        lines += [
+            f"  {name}:",
+            f"    target: service/{name}",
+            "    targetPort: 80",
+            f"    localPort: {20000 + i}",
+            "    namespace: default",
+            "    type: rest",
+        ]
+    lines.append("monitoringInterval: 1s")
+    path.write_text("\n".join(lines) + "\n")
 
 
 class SimProcess:
@@ -194,13 +198,24 @@ class SimProcess:
             self.proc.wait()
 
 
-async def _workload(opts: ProfileOptions, config: Config, kubeconfig: str | None) -> Workload:
+async def _workload(
+    opts: ProfileOptions, config: Config, config_path: str | None, kubeconfig: str | None
+) -> Workload:
+    from kportforward.core.ports import PortChecker
     from kportforward.core.states import ForwardState
-    from kportforward.supervisor import Supervisor
+    from kportforward.supervisor.supervisor import Supervisor
 
     me = psutil.Process()
     work = Workload()
-    supervisor = Supervisor(config, kubectl=opts.kubectl, kubeconfig=kubeconfig)
+    checker = PortChecker(ttl=2.0)
+    supervisor = Supervisor(
+        config,
+        kubectl=opts.kubectl,
+        kubeconfig=kubeconfig,
+        config_path=config_path,
+        watch_config=True,
+        port_checker=checker,
+    )
     await supervisor.start()
 
     async def count_events() -> None:
@@ -211,8 +226,12 @@ async def _workload(opts: ProfileOptions, config: Config, kubeconfig: str | None
         if opts.churn <= 0:
             return
         rng = random.Random(1)
+        # Stop killing a little before the end so every kill inflicted has been recovered from.
+        until = time.monotonic() + opts.duration - min(3.0, opts.duration / 4)
         while True:
             await asyncio.sleep(rng.expovariate(opts.churn))
+            if time.monotonic() >= until:
+                return
             pids = [s.pid for s in supervisor.snapshot() if s.pid]
             if pids:
                 try:
@@ -236,7 +255,10 @@ async def _workload(opts: ProfileOptions, config: Config, kubeconfig: str | None
         work.tasks = len(asyncio.all_tasks())
         work.fds = me.num_fds() if hasattr(me, "num_fds") else 0
         work.threads = threading.active_count()
-        work.cache = _cache_figures(supervisor)
+        work.cache = {
+            "config": _as_dict(load_config.cache_info()),
+            "ports": _as_dict(checker.cache_info()),
+        }
         for task in helpers:
             task.cancel()
         await asyncio.gather(*helpers, return_exceptions=True)
@@ -244,23 +266,12 @@ async def _workload(opts: ProfileOptions, config: Config, kubeconfig: str | None
     return work
 
 
-def _cache_figures(supervisor: Any) -> dict[str, Any]:
-    figures: dict[str, Any] = {}
-    info = getattr(load_config, "cache_info", None)
-    if info is not None:
-        figures["config"] = _as_dict(info())
-    checker = getattr(supervisor, "port_checker", None)
-    if checker is not None and hasattr(checker, "cache_info"):
-        figures["ports"] = _as_dict(checker.cache_info())
-    return figures
-
-
 def _as_dict(info: Any) -> dict[str, Any]:
     if isinstance(info, dict):
         return info
-    if hasattr(info, "_asdict"):
-        return dict(info._asdict())
-    return {k: v for k, v in vars(info).items() if not k.startswith("_")}
+    if dataclasses.is_dataclass(info) and not isinstance(info, type):
+        return dataclasses.asdict(info)
+    return dict(info._asdict())  # a namedtuple
 
 
 def profile(opts: ProfileOptions) -> dict[str, Any]:
@@ -272,13 +283,20 @@ def profile(opts: ProfileOptions) -> dict[str, Any]:
                 raise BadInputError(
                     f"{opts.config}: no enabled forwards to profile", "add portForwards entries"
                 )
-            return _profile_run(opts, config, opts.kubeconfig)
+            return _profile_run(opts, config, opts.config, opts.kubeconfig)
+        # The generated workload must not see the user's config, kubeconfig or kubectl cache.
+        generated = Path(tmp) / "config.yaml"
+        _write_generated_config(opts.forwards, generated)
+        os.environ["KPORTFORWARD_CONFIG"] = str(generated)
         os.environ["KUBECACHEDIR"] = str(Path(tmp) / "kubecache")
         with SimProcess(opts.forwards, Path(tmp)) as sim:
-            return _profile_run(opts, _demo_config(opts.forwards), str(sim.kubeconfig))
+            os.environ["KUBECONFIG"] = str(sim.kubeconfig)
+            return _profile_run(opts, load_config(), str(generated), str(sim.kubeconfig))
 
 
-def _profile_run(opts: ProfileOptions, config: Config, kubeconfig: str | None) -> dict[str, Any]:
+def _profile_run(
+    opts: ProfileOptions, config: Config, config_path: str | None, kubeconfig: str | None
+) -> dict[str, Any]:
     me = psutil.Process()
     cpu_before = me.cpu_times()
     children_before = os.times()
@@ -290,7 +308,7 @@ def _profile_run(opts: ProfileOptions, config: Config, kubeconfig: str | None) -
     started = time.monotonic()
     profiler.enable()
     try:
-        work = asyncio.run(_workload(opts, config, kubeconfig))
+        work = asyncio.run(_workload(opts, config, config_path, kubeconfig))
     finally:
         profiler.disable()
     elapsed = time.monotonic() - started

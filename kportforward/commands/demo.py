@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -22,7 +23,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 FLAKY_SERVICE = ("payments", "payments-api")
-"""Its pods are replaced every ``FLAKY_PERIOD`` seconds: the forward shows Reconnecting → Running."""
+"""Its pods are replaced every ``FLAKY_PERIOD`` seconds: the forward reconnects, then runs."""
 FLAKY_PERIOD = 60.0
 SLOW_SERVICE = ("payments", "search-indexer")
 """Its pod stays Pending for ``SLOW_DELAY`` seconds, then turns Running and ready."""
@@ -113,7 +114,7 @@ def demo_environment() -> Iterator[tuple[Any, Path, Path]]:
     """Start the simulator and write the temporary kubeconfig and config; clean up on exit.
 
     Yields ``(simulator, config_path, kubeconfig_path)``. The process environment is pointed at the
-    temporary files (KPORTFORWARD_CONFIG, KUBECONFIG, KUBECACHEDIR) so nothing of the user's is read.
+    temporary files (KPORTFORWARD_CONFIG, KUBECONFIG, KUBECACHEDIR): nothing of the user's is read.
     """
     from kportforward.sim import Simulator
 
@@ -158,7 +159,11 @@ def main(args: argparse.Namespace) -> int:
         config = load_config()
         supervisor = Supervisor(config, kubectl=kubectl, kubeconfig=str(kubeconfig))
         if getattr(args, "headless", False):
-            print(f"demo: simulator kubeconfig {kubeconfig}; try: curl http://localhost:18080/")
+            print(
+                f"demo: simulator kubeconfig {kubeconfig}; try: curl http://localhost:18080/",
+                file=sys.stderr,
+                flush=True,
+            )
             return asyncio.run(
                 run_headless(supervisor, json_lines=bool(args.json), duration=duration)
             )
