@@ -84,7 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = command("demo", "the dashboard over a simulated cluster; no cluster or config needed")
     demo.add_argument("--headless", action="store_true", help="print run's output instead of a UI")
     demo.add_argument("--json", action="store_true", help="with --headless: JSON lines")
-    demo.add_argument("--duration", metavar="DURATION", help="with --headless: stop after this long")
+    demo.add_argument(
+        "--duration", metavar="DURATION", help="with --headless: stop after this long"
+    )
     run = command("run", "keep the forwards alive without a UI; one line per event")
     run.add_argument("--json", action="store_true", help="one JSON object per line per event")
     check = command("check", "validate the merged config and print the forwards")

@@ -52,9 +52,11 @@ class ForwardSpec:
     @property
     def exposed(self) -> bool:
         """True when the forward listens on something other than loopback."""
-        return self.address not in ("127.0.0.1", "localhost", "::1") and not self.address.startswith(
-            "127."
-        )
+        return self.address not in (
+            "127.0.0.1",
+            "localhost",
+            "::1",
+        ) and not self.address.startswith("127.")
 
 
 @dataclass(frozen=True, slots=True)
