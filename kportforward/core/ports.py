@@ -22,7 +22,6 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final, Literal, NamedTuple
 
@@ -92,9 +91,8 @@ class PortCheck(NamedTuple):
         return f"{self.address}:{self.port} is not a usable port ({self.detail or 'invalid'})"
 
 
-@dataclass(frozen=True, slots=True)
-class CacheInfo:
-    """Counters for ``profile`` and the details screen."""
+class CacheInfo(NamedTuple):
+    """Counters for ``profile`` and the details screen (a named tuple, like ``functools``')."""
 
     hits: int
     misses: int
