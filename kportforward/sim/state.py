@@ -176,6 +176,15 @@ class ClusterState:
         self.publish_pod("ADDED", pod)
         return new_name
 
+    def add_pod(self, name: str, **kwargs: Any) -> str:
+        """Create a pod at runtime (World.add_pod arguments); watchers see ADDED."""
+        if (kwargs.get("namespace", "default"), name) in self.world.pods:
+            raise ValueError(f'pods "{name}" already exists')
+        pod = self.world.add_pod(name, **kwargs)
+        self.start_backends(pod)
+        self.publish_pod("ADDED", pod)
+        return pod.name
+
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """Flip readiness; watchers see MODIFIED."""
         pod = self.pod(namespace, name)

@@ -28,7 +28,12 @@ _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the one Kubernetes uses for generat
 
 
 class WorldError(ValueError):
-    """A world description is invalid; the message names the key and says what to do."""
+    """A world description is invalid; the message names the key and says what to do.
+    ``path`` is the key path inside the description (for finding the line in a file)."""
+
+    def __init__(self, message: str, path: tuple[str | int, ...] = ()) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 @dataclass
@@ -335,23 +340,10 @@ class World:
     # -- loading ---------------------------------------------------------------------------
     @classmethod
     def from_yaml(cls, path: str | Path) -> World:
-        """Load a world from a YAML file (see :meth:`from_dict` for the shape)."""
-        import yaml
+        """Load a world from a YAML file (shape: :meth:`from_dict`); errors name file:line: key."""
+        from kportforward.sim.worldfile import load_world_file
 
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise WorldError(f"{path}: cannot read the world file ({exc.strerror})") from None
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-            raise WorldError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-        try:
-            return cls.from_dict(data or {})
-        except WorldError as exc:
-            raise WorldError(f"{path}: {exc}") from None
+        return load_world_file(path)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> World:
@@ -359,69 +351,6 @@ class World:
         [...], replicasets: [...], pods: [...]}}}``. Each item has ``name`` plus the keyword
         arguments of the matching ``add_*`` method (``selector``, ``ports``, ``replicas``,
         ``labels``, ``phase``, ``ready``). Optional top-level ``seed``."""
-        if not isinstance(data, Mapping):
-            raise WorldError("the world must be a mapping with a 'namespaces' key")
-        unknown = set(data) - {"namespaces", "seed"}
-        if unknown:
-            raise WorldError(f"unknown top-level key {sorted(unknown)[0]!r} (use 'namespaces')")
-        world = cls(seed=int(data.get("seed", 0)))
-        namespaces = data.get("namespaces") or {}
-        if not isinstance(namespaces, Mapping):
-            raise WorldError("namespaces: must be a mapping of namespace name to its contents")
-        sections = {"services", "deployments", "statefulsets", "replicasets", "pods"}
-        allowed = {"name", "selector", "ports", "replicas", "labels", "phase", "ready"}
-        for ns, body in namespaces.items():
-            world.add_namespace(str(ns))
-            body = body or {}
-            if not isinstance(body, Mapping):
-                raise WorldError(f"namespaces.{ns}: must be a mapping of sections")
-            for section, items in body.items():
-                if section not in sections:
-                    raise WorldError(
-                        f"namespaces.{ns}.{section}: unknown section "
-                        f"(use {', '.join(sorted(sections))})"
-                    )
-                for i, item in enumerate(items or []):
-                    where = f"namespaces.{ns}.{section}[{i}]"
-                    if not isinstance(item, Mapping) or not isinstance(item.get("name"), str):
-                        raise WorldError(f"{where}: each entry needs a 'name'")
-                    bad = set(item) - allowed
-                    if bad:
-                        raise WorldError(f"{where}.{sorted(bad)[0]}: unknown key")
-                    kw = {k: v for k, v in item.items() if k != "name"}
-                    name = item["name"]
-                    try:
-                        if section == "services":
-                            kw.pop("replicas", None)
-                            world.add_service(
-                                name,
-                                namespace=str(ns),
-                                selector=_labels(kw.get("selector"), f"{where}.selector") or None,
-                                ports=kw.get("ports", [80]),
-                            )
-                        elif section == "pods":
-                            world.add_pod(
-                                name,
-                                namespace=str(ns),
-                                labels=_labels(kw.get("labels"), f"{where}.labels") or None,
-                                ports=kw.get("ports", []),
-                                phase=str(kw.get("phase", "Running")),
-                                ready=bool(kw.get("ready", True)),
-                            )
-                        else:
-                            sel = kw.get("selector", kw.get("labels"))
-                            world.add_workload(
-                                section[:-1],
-                                name,
-                                namespace=str(ns),
-                                selector=_labels(sel, f"{where}.selector") or None,
-                                replicas=kw.get("replicas", 1),
-                                ports=kw.get("ports", []),
-                                phase=str(kw.get("phase", "Running")),
-                                ready=bool(kw.get("ready", True)),
-                            )
-                    except TypeError as exc:
-                        raise WorldError(f"{where}: {exc}") from None
-                    except WorldError as exc:
-                        raise WorldError(f"{where}: {exc}") from None
-        return world
+        from kportforward.sim.worldfile import world_from_dict
+
+        return world_from_dict(data)

@@ -234,24 +234,41 @@ def test_world_from_dict_and_yaml(tmp_path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text,fragment",
+    "text,where,fragment",
     [
-        ("namespaces: [1]", "namespaces: must be a mapping"),
-        ("namespaces: {a: {widgets: []}}", "namespaces.a.widgets: unknown section"),
-        ("namespaces: {a: {pods: [{name: p, ports: [70000]}]}}", "port must be a number"),
-        ("namespaces: {a: {pods: [{name: p, phase: Bogus}]}}", "phase"),
-        ("namespaces: {a: {pods: [{ports: [1]}]}}", "needs a 'name'"),
-        ("namespaces: {a: {pods: [{name: p, colour: red}]}}", "colour: unknown key"),
-        ("namespaces: {a: [", "not valid YAML"),
+        ("namespaces: [1]", "1: namespaces", "must be a mapping"),
+        ("namespaces:\n  a:\n    widgets: []\n", "3: namespaces.a.widgets", "unknown section"),
+        (
+            "namespaces:\n  a:\n    pods:\n      - name: p\n        ports: [70000]\n",
+            "5: namespaces.a.pods[0].ports[0]",
+            "port must be a number from 1 to 65535, got 70000",
+        ),
+        (
+            "namespaces:\n  a:\n    pods:\n      - name: p\n        phase: Bogus\n",
+            "5: namespaces.a.pods[0].phase",
+            "'Bogus' is not one of",
+        ),
+        ("namespaces: {a: {pods: [{ports: [1]}]}}", "1: namespaces.a.pods[0]", "needs a 'name'"),
+        (
+            "namespaces:\n  a:\n    deployments:\n      - name: d\n        colour: red\n",
+            "5: namespaces.a.deployments[0].colour",
+            "unknown key",
+        ),
+        (
+            "namespaces:\n  a:\n    statefulsets:\n      - {name: d, replicas: -1}\n",
+            "4: namespaces.a.statefulsets[0].replicas",
+            "must be a number >= 0",
+        ),
+        ("namespaces: {a: [", "1", "not valid YAML"),
     ],
 )
-def test_bad_world_files_name_the_problem(tmp_path, text, fragment) -> None:
+def test_bad_world_files_name_file_line_and_key(tmp_path, text, where, fragment) -> None:
     path = tmp_path / "w.yaml"
     path.write_text(text)
-    with pytest.raises(WorldError, match=None) as err:
+    with pytest.raises(WorldError) as err:
         World.from_yaml(path)
+    assert str(err.value).startswith(f"{path}:{where}")
     assert fragment in str(err.value)
-    assert str(path) in str(err.value)
 
 
 def test_generated_world_shape() -> None:

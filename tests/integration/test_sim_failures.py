@@ -213,3 +213,15 @@ def test_server_version_picks_the_dispatchers_client(sim_factory, port_forward, 
     assert sim.count("POST", "/portforward$") == post
     assert sim.count("GET", "/portforward$") == get
     assert _wait(lambda: any(r.path.startswith("/version") for r in sim.request_log))
+
+
+def test_kubectl_waits_for_a_pod_to_appear(sim_factory, port_forward) -> None:
+    """No pod behind the service yet: kubectl watches; the ADDED event lets it forward."""
+    w = small_world()
+    w.add_service("late", ports=[{"port": 80, "targetPort": 7000}])
+    sim = sim_factory(w)
+    pf = port_forward(sim, "service/late", 80, extra=["--pod-running-timeout=30s"], wait=False)
+    assert _wait(lambda: sim.count("GET", r"app%3Dlate.*watch=true|watch=true.*app%3Dlate") > 0)
+    sim.add_pod("late-1", labels={"app": "late"}, ports=[7000])
+    pf.wait_ready()
+    assert pf.echo(b"finally") == b"finally"
