@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from urllib.parse import quote
 
 from kportforward.errors import KubeconfigError
 from kportforward.kube import client as kclient
@@ -46,7 +47,6 @@ def _probe_blocking(
     kubeconfig: str | None, context: str | None, namespace: str, deadline: float, server: str
 ) -> str:
     """The probe itself, in a worker thread. Returns the server version; raises KubeApiError."""
-    k8s = kclient.import_kubernetes()
 
     def remaining() -> float:
         return max(0.05, deadline - time.monotonic())
@@ -55,22 +55,17 @@ def _probe_blocking(
     try:
         api, _, _ = kclient.get_client(kubeconfig, context, deadline)
         step = "GET /version"
-        version = k8s.client.VersionApi(api).get_code(_request_timeout=remaining())
+        version = kclient.api_get_json(api, "/version", None, remaining())
         step = f"listing pods in namespace '{namespace}'"
-        resp = k8s.client.CoreV1Api(api).list_namespaced_pod(
-            namespace, limit=1, _preload_content=False, _request_timeout=remaining()
-        )
-        # Read the body before the connection goes back to the pool, or the next request on it
-        # would read this body as its status line.
-        resp.drain_conn()
-        resp.release_conn()
+        path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
+        kclient.api_get_json(api, path, {"limit": 1}, remaining())
     except Exception as exc:
         error = kclient.classify(exc, server, step)
         if error.kind == "auth":
             # Credentials may have been refreshed since (a new token, an exec plugin): build anew.
             kclient.forget_client(kubeconfig, context)
         raise error from None
-    return str(getattr(version, "git_version", "") or "")
+    return str(version.get("gitVersion", "")) if isinstance(version, dict) else ""
 
 
 async def probe_access(

@@ -20,9 +20,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 from kportforward.errors import KPortForwardError, KubeconfigError
 from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
@@ -351,6 +352,39 @@ def forget_client(kubeconfig: str | None, context: str | None) -> None:
                 del _cache[key]
 
 
+def api_get(api: Any, path: str, query: Mapping[str, Any] | None, timeout: Any) -> Any:
+    """GET ``path`` (with ``query``) on ``api``'s server and return the urllib3 response, unread.
+
+    The generated API classes are bypassed on purpose: importing CoreV1Api alone costs ~0.6 s of
+    CPU (pydantic-validated methods), and each call pays a validation step we do not need.
+    Raises the client's ApiException for a non-2xx answer (its body is read and kept).
+    """
+    k8s = import_kubernetes()
+    config = api.configuration
+    headers = {**api.default_headers, "Accept": "application/json"}
+    for auth in config.auth_settings().values():  # runs the refresh hook for expiring tokens
+        if auth.get("in") == "header" and auth.get("value"):
+            headers[auth["key"]] = auth["value"]
+    clean = {k: v for k, v in (query or {}).items() if v is not None}
+    url = config.host + path + ("?" + urlencode(clean) if clean else "")
+    resp = api.rest_client.request("GET", url, headers=headers, _request_timeout=timeout)
+    raw = resp.response
+    if not 200 <= resp.status <= 299:
+        body = raw.data.decode("utf-8", "replace")
+        raw.release_conn()
+        raise k8s.client.ApiException(status=resp.status, reason=resp.reason, body=body)
+    return raw
+
+
+def api_get_json(api: Any, path: str, query: Mapping[str, Any] | None, timeout: Any) -> Any:
+    """``api_get`` and parse the JSON body; the connection goes back to the pool fully read."""
+    raw = api_get(api, path, query, timeout)
+    try:
+        return json.loads(raw.data)
+    finally:
+        raw.release_conn()
+
+
 def close_clients() -> None:
     """Drop every cached client and close its pooled connections (at shutdown)."""
     with _cache_lock:
@@ -412,6 +446,8 @@ def classify(exc: BaseException, server: str, what: str) -> KubeApiError:
     if name == "ProtocolError":
         # Its text may quote whatever the server sent instead of a status line.
         return KubeApiError("network", f"connection to {server} broken ({what})", "is it up?")
+    if not isinstance(exc, OSError) and not type(exc).__module__.startswith("urllib3"):
+        log.debug("unexpected error from %s (%s)", server, what, exc_info=exc)
     reason = getattr(exc, "reason", None)
     text = str(reason if reason is not None and not isinstance(reason, str) else exc)
     text = text.replace("Failed to establish a new connection: ", "")

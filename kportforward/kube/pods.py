@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+from urllib.parse import quote
 
 from kportforward.core.models import ForwardSpec
 from kportforward.kube import client as kclient
@@ -30,6 +31,14 @@ _KINDS = {
     **dict.fromkeys(("statefulset", "statefulsets", "sts"), "statefulset"),
     **dict.fromkeys(("replicaset", "replicasets", "rs"), "replicaset"),
 }
+_PLURAL = {
+    "pod": "pods",
+    "service": "services",
+    "deployment": "deployments",
+    "statefulset": "statefulsets",
+    "replicaset": "replicasets",
+}
+_PREFIX = {kind: "/api/v1" if kind in ("pod", "service") else "/apis/apps/v1" for kind in _PLURAL}
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +115,6 @@ def label_selector(selector: Mapping[str, Any]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
 
-def _json(resp: Any) -> Any:
-    """The JSON body of a raw (``_preload_content=False``) response, connection released."""
-    try:
-        return json.loads(resp.data)
-    finally:
-        resp.release_conn()
-
-
 def _resolve_blocking(
     spec: ForwardSpec, kubeconfig: str | None, context: str | None, deadline: float
 ) -> list[PodInfo]:
@@ -132,27 +133,17 @@ def _resolve_blocking(
             "fix the forward's target",
         )
     what = f"{kind} '{name}' in namespace '{ns}'"
-    k8s = kclient.import_kubernetes()
-    core = k8s.client.CoreV1Api(api)
-    raw = {"_preload_content": False}
+    get = kclient.api_get_json
+    ns_path = f"/namespaces/{quote(ns, safe='')}"
     try:
+        path = f"{_PREFIX[kind]}{ns_path}/{_PLURAL[kind]}/{quote(name, safe='')}"
+        obj = get(api, path, None, remaining())
         if kind == "pod":
-            obj = _json(core.read_namespaced_pod(name, ns, _request_timeout=remaining(), **raw))
             return [pod_info(obj)]
-        if kind == "service":
-            obj = _json(core.read_namespaced_service(name, ns, _request_timeout=remaining(), **raw))
-        else:
-            method = {"statefulset": "stateful_set", "replicaset": "replica_set"}.get(kind, kind)
-            read = getattr(k8s.client.AppsV1Api(api), f"read_namespaced_{method}")
-            obj = _json(read(name, ns, _request_timeout=remaining(), **raw))
         selector = label_selector((obj.get("spec") or {}).get("selector") or {})
         if not selector:
             return []
-        pods = _json(
-            core.list_namespaced_pod(
-                ns, label_selector=selector, _request_timeout=remaining(), **raw
-            )
-        )
+        pods = get(api, f"/api/v1{ns_path}/pods", {"labelSelector": selector}, remaining())
     except Exception as exc:
         raise kclient.classify(exc, ctx.server, f"reading {what}") from None
     infos = [pod_info(item) for item in pods.get("items") or []]
@@ -199,8 +190,10 @@ def _lines(resp: Any) -> Iterator[bytes]:
     buffer = b""
     for chunk in chunks:
         buffer += chunk
-        while b"\n" in buffer:
-            line, buffer = buffer.split(b"\n", 1)
+        if b"\n" not in chunk:
+            continue
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
             if line.strip():
                 yield line
     if buffer.strip():
@@ -262,25 +255,19 @@ class _NamespaceWatch(threading.Thread):
         owner = self.owner
         rt = owner.request_timeout
         api, _, _ = kclient.get_client(self.kubeconfig, self.context, time.monotonic() + rt)
-        core = kclient.import_kubernetes().client.CoreV1Api(api)
-        listing = _json(
-            core.list_namespaced_pod(
-                self.namespace, _preload_content=False, _request_timeout=(rt, 3 * rt)
-            )
-        )
+        path = f"/api/v1/namespaces/{quote(self.namespace, safe='')}/pods"
+        listing = kclient.api_get_json(api, path, None, (rt, 3 * rt))
         rv = str((listing.get("metadata") or {}).get("resourceVersion", ""))
         self._apply_list([pod_info(item) for item in listing.get("items") or []])
         self.synced.set()
         while not self.stopping.is_set():
-            resp = core.list_namespaced_pod(
-                self.namespace,
-                watch=True,
-                resource_version=rv or None,
-                allow_watch_bookmarks=True,
-                timeout_seconds=owner.watch_seconds,
-                _preload_content=False,
-                _request_timeout=(rt, owner.watch_seconds + rt),
-            )
+            query = {
+                "watch": "true",
+                "resourceVersion": rv or None,
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": owner.watch_seconds,
+            }
+            resp = kclient.api_get(api, path, query, (rt, owner.watch_seconds + rt))
             with self._resp_lock:
                 self._resp = resp
             try:
