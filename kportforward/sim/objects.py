@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from kportforward.sim.world import Pod, Service, Workload, World
+from kportforward.sim.world import Pod, Service, Workload, World, object_uid
 
 JSON = dict[str, Any]
 
@@ -60,7 +60,7 @@ def pod_json(pod: Pod) -> JSON:
                 "apiVersion": "apps/v1",
                 "kind": pod.owner[0],
                 "name": pod.owner[1],
-                "uid": pod.uid,
+                "uid": object_uid(pod.owner[0], pod.namespace, pod.owner[1]),
                 "controller": True,
             }
         ]

@@ -27,6 +27,11 @@ PHASES = ("Pending", "Running", "Succeeded", "Failed", "Unknown")
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the one Kubernetes uses for generated names
 
 
+def object_uid(kind: str, namespace: str, name: str) -> str:
+    """A stable uid for a named object (owner references can be built without a lookup)."""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"kportforward-sim/{kind}/{namespace}/{name}"))
+
+
 class WorldError(ValueError):
     """A world description is invalid; the message names the key and says what to do.
     ``path`` is the key path inside the description (for finding the line in a file)."""
@@ -214,6 +219,7 @@ class World:
             dict(selector) if selector is not None else {"app": name},
             replicas,
             [_container_port(p, f"{where}.ports[{i}]") for i, p in enumerate(ports)],
+            uid=object_uid(kind_name, namespace, name),
         )
         self.workloads[(kind_name, namespace, name)] = wl
         for _ in range(replicas):

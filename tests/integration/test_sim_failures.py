@@ -225,3 +225,31 @@ def test_kubectl_waits_for_a_pod_to_appear(sim_factory, port_forward) -> None:
     sim.add_pod("late-1", labels={"app": "late"}, ports=[7000])
     pf.wait_ready()
     assert pf.echo(b"finally") == b"finally"
+
+
+def test_restarted_pod_cuts_the_forward_and_a_new_one_reaches_the_new_pod(small, port_forward):
+    (old,) = small.pods("default", {"app": "web"})
+    first = port_forward(small, "deployment/web", 8080)
+    assert old in first.http_get()
+    new = small.restart_pod("default", old)
+    assert first.wait_exit() == 1
+    assert LOST in first.stderr_lines
+    second = port_forward(small, "deployment/web", 8080)
+    assert new in second.http_get()
+
+
+def test_pod_made_pending_is_refused(small, port_forward) -> None:
+    small.set_pod_phase("default", "solo", "Pending")
+    pf = port_forward(small, "pod/solo", 7000, wait=False)
+    assert pf.wait_exit() == 1
+    assert pf.stderr_lines[-1].endswith("Current status=Pending")
+
+
+def test_stop_while_hung_does_not_block(sim_factory, port_forward) -> None:
+    sim = sim_factory(small_world())
+    pf = port_forward(sim, "pod/solo", 7000)
+    sim.hang()
+    with pf.connect(timeout=1.0) as conn:
+        conn.sendall(b"stuck")
+        sim.stop_in_thread(timeout=10)
+    assert pf.wait_exit() == 1

@@ -57,3 +57,24 @@ def test_twenty_parallel_connections_byte_for_byte(small, port_forward) -> None:
     with ThreadPoolExecutor(20) as pool:
         results = list(pool.map(lambda d: echo_through(pf.local_port, d), payloads))
     assert results == payloads
+
+
+@pytest.mark.parametrize(
+    "env,tls",
+    [(None, False), (SPDY_ONLY, False), (None, True), (SPDY_ONLY, True)],
+    ids=["websocket", "spdy", "websocket-tls", "spdy-tls"],
+)
+def test_five_megabytes_byte_for_byte(sim_factory, port_forward, env, tls) -> None:
+    """A smaller cousin of the 50 MB benchmark (benchmarks/e2e_sim.py), on every transport."""
+    sim = sim_factory(small_world(), tls=tls)
+    pf = port_forward(sim, "pod/solo", 7000, env=env)
+    data = os.urandom(5 * 1024 * 1024)
+    assert pf.echo(data, timeout=60) == data
+
+
+def test_one_kubectl_many_sequential_connections(small, port_forward) -> None:
+    """Each local connection is a new stream pair on the same upgraded connection."""
+    pf = port_forward(small, "service/web", 80)
+    bodies = {pf.http_get() for _ in range(30)}
+    assert len(bodies) == 1
+    assert small.count(None, "/portforward$") == 1
