@@ -42,6 +42,14 @@ class AccessResult:
         """True when the cluster answered and let us list pods."""
         return self.kind == "ok"
 
+    @property
+    def server_answered(self) -> bool | None:
+        """Whether the API server itself answered: True for ok/auth/forbidden, False for network,
+        None for config (we never got as far as asking it, e.g. an exec plugin failed)."""
+        if self.kind == "network":
+            return False
+        return None if self.kind == "config" else True
+
 
 def _probe_blocking(
     kubeconfig: str | None, context: str | None, namespace: str, deadline: float, server: str

@@ -215,6 +215,8 @@ class _NamespaceWatch(threading.Thread):
         self.stopping = threading.Event()
         self.synced = threading.Event()
         self.pods: dict[str, PodInfo] = {}
+        """Written by this thread only; others read it through ``snapshot()``."""
+        self.pods_lock = threading.Lock()
         self.errors = 0
         self._resp: Any = None
         self._resp_lock = threading.Lock()
@@ -295,7 +297,8 @@ class _NamespaceWatch(threading.Thread):
             return new_rv
         info = pod_info(obj)
         if etype == "DELETED":
-            old = self.pods.pop(info.name, None)
+            with self.pods_lock:
+                old = self.pods.pop(info.name, None)
             self._emit(info.name, "deleted", old or info)
         elif etype in ("ADDED", "MODIFIED"):
             self._update(info)
@@ -305,13 +308,16 @@ class _NamespaceWatch(threading.Thread):
         """Bring ``pods`` to a fresh listing, reporting what changed while we were not watching."""
         seen = {p.name for p in infos}
         for name in [n for n in self.pods if n not in seen]:
-            self._emit(name, "deleted", self.pods.pop(name))
+            with self.pods_lock:
+                gone = self.pods.pop(name)
+            self._emit(name, "deleted", gone)
         for info in infos:
             self._update(info)
 
     def _update(self, info: PodInfo) -> None:
         old = self.pods.get(info.name)
-        self.pods[info.name] = info
+        with self.pods_lock:
+            self.pods[info.name] = info
         if old is not None and old.uid and info.uid and old.uid != info.uid:
             # Same name, new pod (a StatefulSet replacement we saw only through a re-list).
             self._emit(info.name, "deleted", old)
@@ -400,7 +406,10 @@ class PodWatcher:
         """The pods the watch currently knows in ``namespace`` (empty before the first list)."""
         with self._lock:
             thread = self._watches.get((kubeconfig, context, namespace))
-        return tuple(dict(thread.pods).values()) if thread is not None else ()
+        if thread is None:
+            return ()
+        with thread.pods_lock:
+            return tuple(thread.pods.values())
 
     def synced(self, kubeconfig: str | None, context: str | None, namespace: str) -> bool:
         """True once the watch has listed the namespace at least once."""

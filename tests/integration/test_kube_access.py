@@ -51,6 +51,7 @@ async def test_401_is_auth_and_recovers_when_lifted(sim: Simulator) -> None:
     rule = sim.add_rule(401)
     result = await probe_access(kubeconfig=str(sim.kubeconfig_path), timeout=5.0)
     assert result.kind == "auth", result
+    assert result.server_answered is True
     assert "You must be logged in" in result.message and sim.url in result.message
     assert "\n" not in result.message
     sim.remove_rule(rule)
@@ -76,6 +77,7 @@ async def test_stopped_simulator_is_network(
     result = await probe_access(kubeconfig=str(kubeconfig), timeout=5.0)
     assert result.kind == "network", result
     assert sim.url in result.message and "refused" in result.message.lower()
+    assert result.server_answered is False
 
 
 async def test_hung_simulator_is_network_within_the_timeout(sim: Simulator) -> None:

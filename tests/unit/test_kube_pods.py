@@ -147,3 +147,18 @@ def test_relist_reports_what_happened_while_not_watching(
 )
 def test_label_selector(selector: dict[str, Any], expected: str) -> None:
     assert label_selector(selector) == expected
+
+
+def test_kube_package_imports_neither_kubernetes_nor_textual() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "import kportforward.kube, kportforward.kube.access, kportforward.kube.pods\n"
+        "import kportforward.kube.client, kportforward.kube.kubeconfig\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'textual')]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

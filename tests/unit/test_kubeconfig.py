@@ -232,6 +232,7 @@ async def test_exec_plugin_that_fails_is_config_naming_plugin_and_file() -> None
     path = CORPUS / "exec_fails.yaml"
     result = await probe_access(kubeconfig=str(path), timeout=5.0)
     assert result.kind == "config", result
+    assert result.server_answered is None  # the server was never asked
     text = result.message
     assert "\n" not in text
     for part in ("fail-login.sh", "user 'dev'", str(path), "exit code 1", "platform login", " — "):
