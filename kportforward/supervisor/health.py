@@ -4,7 +4,9 @@ kubectl stays alive when the API server hangs, and it accepts local connections 
 longer serve. So the probe goes through the tunnel: connect to the local port, half-close our
 side, and wait for the far end to answer. A healthy tunnel relays the EOF to the backend, the
 backend closes, and kubectl closes our socket (or the backend greets us first). A refused
-connect, or no answer within the timeout, means the tunnel is dead.
+connect, or no answer within the timeout, means the tunnel is dead — for a backend that has
+answered a probe before: one that never closes on EOF cannot be told from a hung tunnel this way,
+so the runner ignores timeouts until the forward's first passing probe.
 
 Suspended clusters are probed here too (``ClusterHealth``): one access probe per backoff step.
 """
@@ -35,6 +37,8 @@ class ProbeResult:
     latency: float
     """Seconds from connect to the answer (or to the failure)."""
     reason: str = ""
+    timed_out: bool = False
+    """The connection was accepted but nothing came back in time (the hung-server signature)."""
 
 
 async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
@@ -54,7 +58,7 @@ async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeRe
         return ProbeResult(True, time.monotonic() - start)
     except TimeoutError:
         return ProbeResult(
-            False, time.monotonic() - start, f"no answer through the tunnel in {timeout:g}s"
+            False, time.monotonic() - start, f"no answer through the tunnel in {timeout:g}s", True
         )
     except ConnectionRefusedError:
         return ProbeResult(False, time.monotonic() - start, "local port refused the connection")

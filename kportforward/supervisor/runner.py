@@ -38,6 +38,8 @@ class Tuning:
     """Delay before the second probe after a first failure."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
+    spawn_window: float = 5.0
+    """A starting kubectl holds its spawn slot until ready, or this long at most."""
     stop_interrupt_wait: float = 1.0
     stop_term_wait: float = 0.5
 
@@ -114,6 +116,7 @@ class ForwardRunner:
         self._commands: deque[_Command] = deque()
         self._wake = asyncio.Event()
         self._reresolve = False
+        self._tunnel_answers = False
         self.task: asyncio.Task[None] | None = None
 
     # -- commands -------------------------------------------------------------------------------
@@ -260,19 +263,24 @@ class ForwardRunner:
                 self.restarts += 1
             proc.add_exit_callback(self._wake.set)
             self._transition(Event.SPAWNED, f"kubectl started (pid {proc.pid}) on port {port}")
-            await self._supervise(proc, until_ready=True)
+            # The slot bounds kubectls that are starting: hold it until readiness, or for at most
+            # spawn_window (a kubectl waiting a minute for a pod must not starve the others).
+            await self._supervise(proc, slot_until=time.monotonic() + self.host.tuning.spawn_window)
         if has_process(self.state):
-            await self._supervise(proc, until_ready=False)
+            await self._supervise(proc)
 
     def _on_proc_change(self) -> None:
         self._wake.set()
         if self.proc is not None and self.proc.pod:
             self.host.pod_changed(self)
 
-    async def _supervise(self, proc: KubectlProcess, *, until_ready: bool) -> None:
-        """Watch one kubectl until it exits or a command ends it (or, first, until it is ready)."""
+    async def _supervise(self, proc: KubectlProcess, *, slot_until: float | None = None) -> None:
+        """Watch one kubectl until it exits or a command ends it.
+
+        With ``slot_until``, return early as soon as it is ready or that moment has passed.
+        """
         tuning = self.host.tuning
-        connect_deadline = time.monotonic() + tuning.connect_timeout
+        connect_deadline = proc.started + tuning.connect_timeout
         next_probe = time.monotonic() + tuning.monitoring_interval
         while True:
             self._wake.clear()
@@ -288,7 +296,7 @@ class ForwardRunner:
                 if proc.ready.is_set():
                     self._transition(Event.READY, self._ready_reason(proc))
                     next_probe = now + tuning.monitoring_interval
-                    if until_ready:
+                    if slot_until is not None:
                         return
                     continue
                 if now >= connect_deadline:
@@ -298,9 +306,14 @@ class ForwardRunner:
                         Event.EXITED, f"no 'Forwarding from' within {tuning.connect_timeout:g}s"
                     )
                     return
-                await self._sleep(connect_deadline - now)
+                if slot_until is not None:
+                    if now >= slot_until:
+                        return
+                    await self._sleep(min(connect_deadline, slot_until) - now)
+                else:
+                    await self._sleep(connect_deadline - now)
                 continue
-            if until_ready:
+            if slot_until is not None:
                 return
             if now < next_probe:
                 await self._sleep(next_probe - now)
@@ -310,12 +323,17 @@ class ForwardRunner:
                 continue
             if result.ok:
                 self._probes += 1
+                self._tunnel_answers = True
                 self.latencies.append(result.latency)
                 self._transition(Event.PROBE_OK, "probe through the tunnel passed again")
                 next_probe = time.monotonic() + tuning.monitoring_interval
                 continue
-            if result.reason.startswith("no answer"):
+            if result.timed_out:
                 self._probes += 1  # kubectl accepted it (and printed Handling connection)
+                if not self._tunnel_answers:
+                    # This backend has never answered an EOF: silence proves nothing here.
+                    next_probe = time.monotonic() + tuning.monitoring_interval
+                    continue
             self.last_error = result.reason
             if self.state is S.RUNNING:
                 self._transition(Event.PROBE_FAILED, f"probe failed: {result.reason}")

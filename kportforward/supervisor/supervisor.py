@@ -61,7 +61,7 @@ class Supervisor:
         self.config_path = config_path
         self.tuning = tuning or Tuning(
             monitoring_interval=config.settings.monitoring_interval,
-            probe_timeout=min(1.0, max(0.5, config.settings.monitoring_interval)),
+            probe_timeout=_probe_timeout(config.settings.monitoring_interval),
         )
         self._explicit_tuning = tuning is not None
         self._new_backoff = backoff or Backoff
@@ -80,6 +80,7 @@ class Supervisor:
         self._runners: dict[str, ForwardRunner] = {}
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._assigned: dict[str, tuple[int, str | None]] = {}
+        self._unresolved: dict[str, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._kube_watchers: dict[str | None, Any] = {}
         self._pod_watcher: Any = None
@@ -168,7 +169,7 @@ class Supervisor:
         if not self._explicit_tuning:
             interval = config.settings.monitoring_interval
             self.tuning = Tuning(
-                monitoring_interval=interval, probe_timeout=min(1.0, max(0.5, interval))
+                monitoring_interval=interval, probe_timeout=_probe_timeout(interval)
             )
         removed = [n for n in old if n not in new]
         added = [new[n] for n in new if n not in old]
@@ -373,6 +374,7 @@ class Supervisor:
                 and has_process(runner.state)
                 and proc.pod == change.name
                 and proc.pod_namespace == change.namespace
+                and (change.context or "") == self.cluster_key(runner)[1]
             ):
                 what = "deleted" if change.kind == "deleted" else "not ready"
                 runner.command(Event.RECONNECT, f"pod {change.name} {what}; reconnecting")
@@ -467,6 +469,12 @@ class Supervisor:
                     runner.rss = runner.cpu_percent = None
             for pid in [p for p in self._procs if p not in live]:
                 del self._procs[pid]
+
+
+def _probe_timeout(interval: float) -> float:
+    """How long a probe may wait for the tunnel's answer: healthy answers take milliseconds, and
+    two failed probes must fit, with the interval, in about 3 s (the dead-tunnel budget)."""
+    return min(0.75, max(0.5, interval))
 
 
 def _reclaim(port: int, address: str, name: str) -> str | None:

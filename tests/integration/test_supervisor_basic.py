@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 async def test_twenty_forwards_run_and_carry_bytes_then_shut_down_clean(kubectl, sim_factory):
     sim = sim_factory(generated_world(20))
     specs = echo_specs((f"f{i:02d}", f"service/svc-{i:03d}") for i in range(20))
-    fds_before = open_fds()
+    fds_before = open_fds(sim)
     h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
     await h.sup.start()
     await h.all_running()
@@ -49,7 +49,7 @@ async def test_twenty_forwards_run_and_carry_bytes_then_shut_down_clean(kubectl,
     assert kubectls_of(os.getpid()) == []
     assert all(s.state.value == "Stopped" for s in h.sup.snapshot())
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
-    await h.wait(lambda: open_fds() <= fds_before, 10, f"fds back to {fds_before}")
+    await h.wait(lambda: open_fds(sim) <= fds_before, 10, f"fds back to {fds_before}")
 
 
 async def test_sigkilled_kubectl_comes_back_and_traffic_flows(kubectl, sim_factory):

@@ -77,6 +77,8 @@ async def test_hung_server_is_detected_and_recovers_after_resume(kubectl, sim_fa
     try:
         await h.sup.start()
         await h.all_running()
+        # Timeouts count only once the backend has answered a probe (see supervisor/health.py).
+        await h.wait(lambda: h.sup.status("api").probe_latencies, 10, "a passing probe")
         pid = h.sup.status("api").pid
         sim.hang()
         try:
