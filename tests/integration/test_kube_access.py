@@ -88,7 +88,7 @@ async def test_hung_simulator_is_network_within_the_timeout(sim: Simulator) -> N
         result = await probe_access(kubeconfig=kubeconfig, timeout=1.0)
         assert result.kind == "network", result
         assert sim.url in result.message
-        assert result.seconds < 1.0 + 0.5  # bounded by the probe's timeout, not the server
+        assert result.seconds < 1.0 + 3.0  # bounded by the probe's timeout, not the server
     finally:
         sim.resume()
     assert (await probe_access(kubeconfig=kubeconfig, timeout=5.0)).ok

@@ -257,7 +257,8 @@ async def test_exec_plugin_that_hangs_is_bounded_and_killed(
     result = await probe_access(kubeconfig=str(path), timeout=1.5)
     try:
         assert result.kind in ("config", "network"), result
-        assert result.seconds <= 1.5 + 0.5  # the probe's own bound, with scheduling slack
+        # Bounded by the probe's timeout (with slack for a loaded machine), not the 300 s sleep.
+        assert result.seconds < 1.5 + 3.0
         assert "hang.sh" in result.message and str(path) in result.message
         assert "SECRET" not in result.message
         pid = int(pidfile.read_text())
