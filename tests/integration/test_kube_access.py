@@ -168,3 +168,48 @@ async def test_exec_plugin_token_is_used_and_cached(
     assert (await probe_access(kubeconfig=str(path), timeout=5.0)).ok
     assert runs.read_text().count("run") == 2
     assert "kpf-exec-token" not in path.read_text()  # the kubeconfig was never written
+
+
+async def test_debug_logs_of_the_kube_layer_never_contain_the_token(
+    sim_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    import asyncio
+    import logging
+
+    from kportforward.core.models import ForwardSpec
+    from kportforward.kube.pods import PodWatcher, resolve_pods
+
+    token = "kpf-secret-token-for-logs-0123456789"
+    sim = sim_factory(tls=True, token=token)
+    kubeconfig = str(sim.kubeconfig_path)
+    log_file = tmp_path / "debug.log"
+    handler = logging.FileHandler(log_file)
+    handler.setFormatter(logging.Formatter("%(name)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    watcher = PodWatcher(asyncio.get_running_loop(), lambda change: None, backoff_initial=0.05)
+    try:
+        assert (await probe_access(kubeconfig=kubeconfig)).ok
+        spec = ForwardSpec(name="w", target="service/web-frontend", target_port=80, local_port=1)
+        assert await resolve_pods(spec, kubeconfig=kubeconfig, context=None)
+        rule = sim.add_rule(401)
+        assert (await probe_access(kubeconfig=kubeconfig)).kind == "auth"
+        watcher.watch(kubeconfig, None, "default")  # fails with 401 and logs its retries
+        deadline = asyncio.get_running_loop().time() + 10
+        while "pod watch" not in log_file.read_text():
+            assert asyncio.get_running_loop().time() < deadline, "the watcher logged nothing"
+            await asyncio.sleep(0.05)
+        sim.remove_rule(rule)
+        while not watcher.synced(kubeconfig, None, "default"):
+            assert asyncio.get_running_loop().time() < deadline, "the watcher never synced"
+            await asyncio.sleep(0.05)
+    finally:
+        watcher.close()
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+        handler.close()
+    text = log_file.read_text()
+    assert "credentials rejected" in text  # the watcher's retry was logged ...
+    assert token not in text  # ... and nothing anywhere carried the token
