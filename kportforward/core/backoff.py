@@ -3,7 +3,8 @@
 Pure and clock-injected, so scripted histories can be tested without sleeping:
 
     b = Backoff(clock=fake.now, rng=lambda: 0.5)
-    b.next_delay()      # 0.5, then 1, 2, 4 … capped at 30
+    b.next_delay()      # 0 (the first failure after a healthy stretch restarts at once),
+                        # then 0.5, 1, 2, 4 … capped at 30
     b.mark_running()    # Running began
     ...                 # after reset_after seconds of Running, the next failure starts at 0.5 again
 """
@@ -28,6 +29,8 @@ class Backoff:
     jitter: float = 0.2
     """Each delay is spread uniformly over ±jitter of itself: forwards do not retry in lockstep."""
     reset_after: float = 10.0
+    first_free: bool = True
+    """The first failure (after a reset) restarts at once: one crash is not a crash loop."""
     """A forward that stayed Running this long starts again from ``base`` on its next failure."""
     clock: Callable[[], float] = time.monotonic
     rng: Callable[[], float] = random.random
@@ -56,9 +59,13 @@ class Backoff:
     def next_delay(self) -> float:
         """Count one more failure and return how long to wait before the next attempt."""
         self.mark_stopped()
-        raw = min(self.cap, self.base * self.factor**self.attempts)
+        attempt = self.attempts
         self.attempts += 1
-        return self._spread(raw)
+        if self.first_free:
+            if attempt == 0:
+                return 0.0
+            attempt -= 1
+        return self._spread(min(self.cap, self.base * self.factor**attempt))
 
     def slow_delay(self) -> float:
         """The delay for a Failed forward: the cap, jittered."""
@@ -66,7 +73,8 @@ class Backoff:
 
     def peek(self) -> float:
         """The un-jittered delay the next failure would get (for display and tests)."""
-        return min(self.cap, self.base * self.factor**self.attempts)
+        attempt = self.attempts - (1 if self.first_free else 0)
+        return 0.0 if attempt < 0 else min(self.cap, self.base * self.factor**attempt)
 
     def _spread(self, raw: float) -> float:
         spread = raw * (1.0 + self.jitter * (2.0 * self.rng() - 1.0))

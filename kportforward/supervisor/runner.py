@@ -367,6 +367,9 @@ class ForwardRunner:
             self._reresolve = True
         # next_delay() first forgets earlier failures if the forward had been Running long enough.
         delay = self.backoff.next_delay()
+        if delay <= 0:
+            self._transition(Event.RECONNECT, f"{why.reason}: {why.message}; restarting now")
+            return
         self.retry_at = self._wall() + delay
         self._transition(Event.EXITED, f"{why.reason}: {why.message}; retry in {delay:.1f}s")
 
