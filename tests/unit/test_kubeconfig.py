@@ -207,6 +207,15 @@ def test_unreadable_kubeconfig(tmp_path: Path) -> None:
     assert_one_line(info.value, str(path), "cannot read", "permission")
 
 
+def test_path_through_a_file_cannot_be_read(tmp_path: Path) -> None:
+    # Works as root too (unlike chmod 000): the OS refuses "file/config" with ENOTDIR.
+    (tmp_path / "file").write_text("")
+    path = tmp_path / "file" / "config"
+    with pytest.raises(KubeconfigError) as info:
+        load_kubeconfig_for(str(path))
+    assert_one_line(info.value, str(path), "cannot read", "Not a directory")
+
+
 def test_startup_validation_checks_every_context_needed(tmp_path: Path) -> None:
     path = tmp_path / "config"
     path.write_text(kubeconfig_text("a", "a", "b"))
