@@ -17,13 +17,14 @@ import socket
 import sys
 import tracemalloc
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 
 import pytest
 
 from kportforward.core.conflicts import resolve_conflicts
 from kportforward.core.models import ForwardSpec
-from kportforward.core.ports import PortChecker
+from kportforward.core.ports import PortChecker, _probe_chunk
 
 SIZES = (10, 100, 1000)
 CONFLICT_SHARE = 0.30  # half held by a foreign socket, half shared with another forward
@@ -257,6 +258,22 @@ def test_sequential_naive_loop(benchmark, cold_ports):
 
     benchmark.extra_info.update(memory_per_op(run, runs=3))
     assert all(benchmark(run).values())
+
+
+@pytest.mark.parametrize("threads", [1, 2, 4, 8])
+def test_probe_threads_uncapped(benchmark, cold_ports, threads):
+    """The same 200 probes split into ``threads`` chunks on ``threads`` threads, without the
+    checker's cap at the CPU count: does adding threads help bind probes at all?"""
+    benchmark.group = "200 probes on N threads (no cap)"
+    chunks = [cold_ports[i::threads] for i in range(threads)]
+    with ThreadPoolExecutor(threads) as pool:
+
+        def run():
+            futures = [pool.submit(_probe_chunk, chunk, "127.0.0.1") for chunk in chunks]
+            return [rec for f in futures for rec in f.result()]
+
+        benchmark.extra_info.update(memory_per_op(run, runs=3))
+        assert all(rec.available for rec in benchmark(run))
 
 
 # -- the table for docs/perf-ports.md -------------------------------------------------------------
