@@ -5,7 +5,8 @@ worker threads, by the calls that need it (``probe_access``, ``resolve_pods``, `
 """
 
 from kportforward.kube.access import AccessResult, probe_access
-from kportforward.kube.client import KubeApiError, preload
+from kportforward.kube.classify import KubeApiError
+from kportforward.kube.client import preload
 from kportforward.kube.kubeconfig import (
     KubeCluster,
     Kubeconfig,

@@ -19,6 +19,7 @@ from urllib.parse import quote
 
 from kportforward.errors import KubeconfigError
 from kportforward.kube import client as kclient
+from kportforward.kube.classify import KubeApiError, classify
 
 ACCESS_KINDS = ("ok", "auth", "network", "forbidden", "config")
 
@@ -68,7 +69,7 @@ def _probe_blocking(
         path = f"/api/v1/namespaces/{quote(namespace, safe='')}/pods"
         kclient.api_get_json(api, path, {"limit": 1}, remaining())
     except Exception as exc:
-        error = kclient.classify(exc, server, step)
+        error = classify(exc, server, step)
         if error.kind == "auth":
             # Credentials may have been refreshed since (a new token, an exec plugin): build anew.
             kclient.forget_client(kubeconfig, context)
@@ -102,9 +103,7 @@ async def probe_access(
     where = {"context": ctx.name, "server": ctx.server, "namespace": ns}
     # The one-time import is not the cluster's fault: wait for it outside the probe's budget.
     try:
-        await kclient.run_in_thread(
-            kclient.import_kubernetes, timeout=60.0, name="kpf-import-kubernetes"
-        )
+        await kclient.ensure_imported()
     except Exception as exc:  # pragma: no cover - a broken installation
         return result("config", f"cannot import the kubernetes package: {exc}", **where)
     started = time.monotonic()
@@ -122,7 +121,7 @@ async def probe_access(
             timeout=timeout,
             name=f"kpf-probe-{ctx.name}",
         )
-    except kclient.KubeApiError as exc:
+    except KubeApiError as exc:
         kind = exc.kind if exc.kind in ACCESS_KINDS else "network"
         return result(kind, str(exc), **where)
     except TimeoutError:

@@ -14,7 +14,6 @@ import base64
 import contextlib
 import datetime as dt
 import json
-import logging
 import os
 import signal
 import subprocess
@@ -25,25 +24,10 @@ from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from kportforward.errors import KPortForwardError, KubeconfigError
+from kportforward.kube.classify import KubeApiError, first_line
 from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
-from kportforward.logs import redact
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-KINDS = ("ok", "auth", "network", "forbidden", "config", "notfound")
-
-
-class KubeApiError(KPortForwardError):
-    """A Kubernetes API call failed; ``kind`` says how (auth, network, forbidden, config …)."""
-
-    def __init__(self, kind: str, message: str, hint: str = "", status: int | None = None) -> None:
-        super().__init__(redact(message), hint)
-        self.kind = kind
-        self.status = status
-
 
 _import_lock = threading.Lock()
 _kubernetes: ModuleType | None = None
@@ -60,6 +44,12 @@ def import_kubernetes() -> ModuleType:
 
                 _kubernetes = kubernetes
     return _kubernetes
+
+
+async def ensure_imported() -> None:
+    """Import the kubernetes package off the event loop (no thread at all once it is loaded)."""
+    if _kubernetes is None:
+        await run_in_thread(import_kubernetes, timeout=60.0, name="kpf-import-kubernetes")
 
 
 def preload() -> None:
@@ -98,14 +88,6 @@ async def run_in_thread(fn: Callable[..., T], *args: Any, timeout: float, name: 
 
     threading.Thread(target=target, name=name, daemon=True).start()
     return await asyncio.wait_for(future, timeout)
-
-
-def _first_line(text: str, limit: int = 200) -> str:
-    for line in text.splitlines():
-        if line.strip():
-            line = line.strip()
-            return line if len(line) <= limit else line[: limit - 1] + "…"
-    return ""
 
 
 def _run_exec_plugin(
@@ -152,7 +134,7 @@ def _run_exec_plugin(
         )
     except OSError as exc:
         hint = (
-            _first_line(str(exec_cfg.get("installHint") or "")) or "install it or fix exec.command"
+            first_line(str(exec_cfg.get("installHint") or "")) or "install it or fix exec.command"
         )
         raise KubeApiError("config", f"{what} cannot run: {exc.strerror or exc}", hint) from None
     remaining = max(0.05, deadline - time.monotonic())
@@ -167,7 +149,7 @@ def _run_exec_plugin(
             f"{what} did not finish within {remaining:.1f}s",
             "run it by hand to see what it waits for (it may need an interactive login)",
         ) from None
-    stderr = _first_line(err.decode("utf-8", "replace"))
+    stderr = first_line(err.decode("utf-8", "replace"))
     for secret in secrets:
         stderr = stderr.replace(secret, "<redacted>")
     if proc.returncode != 0:
@@ -393,66 +375,3 @@ def close_clients() -> None:
     for client in clients:
         with contextlib.suppress(Exception):
             client.rest_client.pool_manager.clear()
-
-
-def _status_message(exc: Any) -> str:
-    body = getattr(exc, "body", None)
-    if body:
-        try:
-            message = json.loads(body).get("message")
-            if isinstance(message, str) and message:
-                return _first_line(message, 300)
-        except (ValueError, AttributeError):
-            pass
-    return " ".join(str(getattr(exc, "reason", "") or "").split())[:300]
-
-
-def classify(exc: BaseException, server: str, what: str) -> KubeApiError:
-    """Translate any failure of a call to ``server`` into a KubeApiError with a one-line message."""
-    if isinstance(exc, KubeApiError):
-        return exc
-    if isinstance(exc, KubeconfigError):
-        return KubeApiError("config", exc.message, exc.hint)
-    status = getattr(exc, "status", None)
-    is_api = any(c.__name__ == "ApiException" for c in type(exc).__mro__)
-    if is_api and isinstance(status, int):
-        detail = _status_message(exc)
-        if status == 401:
-            return KubeApiError(
-                "auth",
-                f"credentials rejected by {server}: You must be logged in to the server "
-                f"({detail or 'Unauthorized'})",
-                "log in again or fix the kubeconfig user",
-                status,
-            )
-        if status == 403:
-            return KubeApiError(
-                "forbidden", f"{what} on {server}: {detail or 'Forbidden'}", "", 403
-            )
-        if status == 404:
-            return KubeApiError("notfound", f"{what} on {server}: {detail or 'not found'}", "", 404)
-        if status == 0:  # the REST layer's wrapping of TLS failures
-            return KubeApiError(
-                "config",
-                f"TLS to {server} failed: {_first_line(detail)}",
-                "check certificate-authority / insecure-skip-tls-verify in the kubeconfig",
-            )
-        return KubeApiError("network", f"{what} on {server}: HTTP {status} {detail}", "", status)
-    name = type(exc).__name__
-    if name in ("ReadTimeoutError", "ConnectTimeoutError", "TimeoutError", "timeout") or isinstance(
-        exc, TimeoutError
-    ):
-        return KubeApiError("network", f"no answer from {server} ({what})", "is the cluster up?")
-    if name == "ProtocolError":
-        # Its text may quote whatever the server sent instead of a status line.
-        return KubeApiError("network", f"connection to {server} broken ({what})", "is it up?")
-    if not isinstance(exc, OSError) and not type(exc).__module__.startswith("urllib3"):
-        log.debug("unexpected error from %s (%s)", server, what, exc_info=exc)
-    reason = getattr(exc, "reason", None)
-    text = str(reason if reason is not None and not isinstance(reason, str) else exc)
-    text = text.replace("Failed to establish a new connection: ", "")
-    if "object at 0x" in text and ">: " in text:  # urllib3 puts the connection's repr first
-        text = text.split(">: ", 1)[1]
-    return KubeApiError(
-        "network", f"cannot reach {server}: {_first_line(text)}", "is the cluster up?"
-    )

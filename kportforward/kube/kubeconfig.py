@@ -12,19 +12,14 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import yaml
-
 from kportforward.errors import KubeconfigError, KubeContextError
-
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-FIX_HINT = "fix the file, or point --kubeconfig / KUBECONFIG at a valid kubeconfig"
+from kportforward.kube.kubeconfig_yaml import Shape, describe, parse_document, read_text, user_auth
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,157 +154,6 @@ def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
     return paths or [Path(os.path.expanduser("~/.kube/config"))]
 
 
-def _describe(value: Any) -> str:
-    # Name the type only: the value itself might be a credential.
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    return "a string" if isinstance(value, str) else type(value).__name__
-
-
-def _line_of(text: str, keys: Sequence[str | int]) -> int | None:
-    """The 1-based line of ``keys`` in ``text`` (composed again only on the error path)."""
-    try:
-        node: Any = yaml.compose(text, Loader=_Loader)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for key in keys:
-        if node is None:
-            break
-        if isinstance(node, yaml.MappingNode) and isinstance(key, str):
-            nxt = None
-            for k, v in node.value:
-                if getattr(k, "value", None) == key:
-                    line = k.start_mark.line + 1
-                    nxt = v
-                    break
-            node = nxt
-        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
-            node = node.value[key]
-            line = node.start_mark.line + 1
-        else:
-            break
-    return line
-
-
-class _Shape:
-    """Checks one file's structure and builds error messages with file, line and key path."""
-
-    def __init__(self, path: Path, text: str) -> None:
-        self.path = path
-        self.text = text
-
-    def fail(self, keys: Sequence[str | int], message: str) -> KubeconfigError:
-        key = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in keys).lstrip(".")
-        line = _line_of(self.text, keys)
-        where = f"{self.path}:{line}" if line else str(self.path)
-        return KubeconfigError(f"{where}: {key}: {message}", FIX_HINT)
-
-    def string(self, obj: Mapping[str, Any], keys: list[str | int], required: bool) -> str:
-        value = obj.get(str(keys[-1]))
-        if value is None or value == "":
-            if required:
-                raise self.fail(keys, "is missing")
-            return ""
-        if not isinstance(value, str):
-            raise self.fail(keys, f"must be a string, found {_describe(value)}")
-        return value
-
-    def entries(self, doc: Mapping[str, Any], section: str, inner: str) -> list[tuple[str, dict]]:
-        """``section`` as (name, inner mapping) pairs, shape-checked."""
-        items = doc.get(section)
-        if items is None:
-            return []
-        if not isinstance(items, list):
-            raise self.fail([section], f"must be a list, found {_describe(items)}")
-        out: list[tuple[str, dict]] = []
-        for i, item in enumerate(items):
-            if not isinstance(item, dict):
-                raise self.fail([section, i], f"must be a mapping, found {_describe(item)}")
-            name = self.string(item, [section, i, "name"], required=True)
-            body = item.get(inner)
-            if body is None:
-                body = {}
-            if not isinstance(body, dict):
-                raise self.fail([section, i, inner], f"must be a mapping, found {_describe(body)}")
-            out.append((name, body))
-        return out
-
-
-def _user_auth(body: Mapping[str, Any]) -> tuple[str, str | None]:
-    # Same precedence as client-go: a token beats exec, exec beats basic auth.
-    if body.get("token") or body.get("tokenFile"):
-        return "token", None
-    if body.get("client-certificate-data") or body.get("client-certificate"):
-        return "client-cert", None
-    exec_cfg = body.get("exec")
-    if isinstance(exec_cfg, dict):
-        cmd = exec_cfg.get("command")
-        return "exec", cmd if isinstance(cmd, str) else None
-    if body.get("auth-provider"):
-        return "auth-provider", None
-    if body.get("username"):
-        return "basic", None
-    return "none", None
-
-
-def _read(path: Path, must_exist: bool) -> str | None:
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        if must_exist:
-            raise KubeconfigError(
-                f"kubeconfig {path} does not exist",
-                "check the path given to --kubeconfig or the forward's 'kubeconfig'",
-            ) from None
-        return None
-    except IsADirectoryError:
-        raise KubeconfigError(
-            f"kubeconfig {path} is a directory, not a file", "point it at the kubeconfig file"
-        ) from None
-    except OSError as exc:
-        raise KubeconfigError(
-            f"cannot read kubeconfig {path}: {exc.strerror or type(exc).__name__}",
-            "check the file's permissions",
-        ) from None
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        raise KubeconfigError(f"kubeconfig {path} is not text (not UTF-8)", FIX_HINT) from None
-
-
-def _parse(path: Path, text: str) -> dict[str, Any]:
-    try:
-        doc = yaml.load(text, Loader=_Loader)  # a safe loader (C if available)
-    except yaml.MarkedYAMLError as exc:
-        # Only the problem and the position: the offending line could hold a token.
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        where = f"{path}:{line}" if line else str(path)
-        raise KubeconfigError(
-            f"{where}: kubeconfig is not valid YAML ({exc.problem or 'parse error'})", FIX_HINT
-        ) from None
-    except yaml.YAMLError:
-        raise KubeconfigError(f"{path}: kubeconfig is not valid YAML", FIX_HINT) from None
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise KubeconfigError(
-            f"{path}: kubeconfig must be a mapping (apiVersion, clusters, contexts, users), "
-            f"found {_describe(doc)}",
-            FIX_HINT,
-        )
-    return doc
-
-
 def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) -> Kubeconfig:
     """Read and merge ``paths`` (first file to set a key wins).
 
@@ -326,17 +170,17 @@ def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) ->
     clusters: dict[str, KubeCluster] = {}
     users: dict[str, KubeUser] = {}
     for path in searched:
-        text = _read(path, must_exist)
+        text = read_text(path, must_exist)
         if text is None:
             continue
         files.append(path)
-        doc = _parse(path, text)
+        doc = parse_document(path, text)
         if doc:
             sources.append(path)
-        shape = _Shape(path, text)
+        shape = Shape(path, text)
         cc = doc.get("current-context")
         if cc is not None and not isinstance(cc, str):
-            raise shape.fail(["current-context"], f"must be a string, found {_describe(cc)}")
+            raise shape.fail(["current-context"], f"must be a string, found {describe(cc)}")
         if cc and current is None:
             current = cc
         for i, (name, body) in enumerate(shape.entries(doc, "clusters", "cluster")):
@@ -346,9 +190,9 @@ def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) ->
             if "exec" in body and not isinstance(body["exec"], dict):
                 raise shape.fail(
                     ["users", i, "user", "exec"],
-                    f"must be a mapping, found {_describe(body['exec'])}",
+                    f"must be a mapping, found {describe(body['exec'])}",
                 )
-            auth, command = _user_auth(body)
+            auth, command = user_auth(body)
             users.setdefault(name, KubeUser(name, auth, command))
         for i, (name, body) in enumerate(shape.entries(doc, "contexts", "context")):
             keys: list[str | int] = ["contexts", i, "context"]

@@ -7,14 +7,8 @@ from typing import Any
 
 import pytest
 
-from kportforward.kube.pods import (
-    PodChange,
-    PodWatcher,
-    _Gone,
-    _NamespaceWatch,
-    label_selector,
-    pod_info,
-)
+from kportforward.kube.pods import PodChange, PodWatcher, label_selector, pod_info
+from kportforward.kube.podwatch import _Gone, _NamespaceWatch
 
 
 def pod(
@@ -157,6 +151,7 @@ def test_kube_package_imports_neither_kubernetes_nor_textual() -> None:
         "import sys\n"
         "import kportforward.kube, kportforward.kube.access, kportforward.kube.pods\n"
         "import kportforward.kube.client, kportforward.kube.kubeconfig\n"
+        "import kportforward.kube.podwatch, kportforward.kube.classify\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('kubernetes', 'textual')]\n"
         "print(','.join(bad))\n"
     )
