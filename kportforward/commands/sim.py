@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import signal
 import sys
 from pathlib import Path
@@ -36,7 +37,11 @@ async def _serve(sim: object, kubeconfig_out: str | None) -> int:
     try:
         await sim.start()
     except OSError as exc:
-        raise PortError(f"cannot listen on 127.0.0.1:{sim.port}: {exc.strerror}") from None
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise PortError(
+            f"cannot listen on 127.0.0.1:{sim.port}: {reason.lower()}",
+            "choose another --port, or leave it out to take any free port",
+        ) from None
     try:
         kubeconfig = sim.kubeconfig_path
         if kubeconfig_out:

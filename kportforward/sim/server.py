@@ -106,15 +106,24 @@ class Simulator(Faults):
             self.workdir.mkdir(parents=True, exist_ok=True)
         else:
             self.workdir = Path(tempfile.mkdtemp(prefix="kportforward-sim-"))
-        context = None
-        if self.tls:
-            cert, key = await asyncio.to_thread(make_certificate, self.workdir)
-            self._cert = cert
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(cert, key)
-        self._server = await asyncio.start_server(
-            self._serve, LOOPBACK, self._requested_port, ssl=context, limit=1 << 20, backlog=1024
-        )
+        try:
+            context = None
+            if self.tls:
+                cert, key = await asyncio.to_thread(make_certificate, self.workdir)
+                self._cert = cert
+                context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+                context.load_cert_chain(cert, key)
+            self._server = await asyncio.start_server(
+                self._serve,
+                LOOPBACK,
+                self._requested_port,
+                ssl=context,
+                limit=1 << 20,
+                backlog=1024,
+            )
+        except BaseException:
+            self._remove_workdir()
+            raise
         self.port = self._server.sockets[0].getsockname()[1]
         self._state.go_live()
         self.kubeconfig_path = self.write_kubeconfig(self.workdir / "kubeconfig")
@@ -147,6 +156,10 @@ class Simulator(Faults):
             await asyncio.wait(tasks, timeout=5)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(server.wait_closed(), 5)
+        self._remove_workdir()
+
+    def _remove_workdir(self) -> None:
+        # Only a directory we created; a caller's workdir is theirs.
         if self._workdir_arg is None and self.workdir is not None:
             shutil.rmtree(self.workdir, ignore_errors=True)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 
@@ -78,3 +79,22 @@ def test_missing_world_file(tmp_path) -> None:
     result = run_cli("sim", "--world", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "cannot read the world file" in result.stderr
+
+
+def test_busy_port_is_one_line_and_leaves_nothing_behind(tmp_path) -> None:
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen(1)
+    port = holder.getsockname()[1]
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    try:
+        result = run_cli("sim", "--port", str(port), env={"TMPDIR": str(scratch)})
+    finally:
+        holder.close()
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"kportforward: error: cannot listen on 127.0.0.1:{port}: address already in use "
+        "— choose another --port, or leave it out to take any free port"
+    )
+    assert list(scratch.iterdir()) == []  # the simulator's temporary workdir is gone
