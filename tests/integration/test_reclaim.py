@@ -217,3 +217,23 @@ def test_a_marker_on_the_wrong_port_is_not_enough(spawn):
     s = spawn(OURS)
     assert reclaim_stale_kubectl(s.port + 1 if s.port < 65535 else s.port - 1) is None
     assert s.alive()
+
+
+def test_an_owner_pid_now_held_by_a_younger_process_counts_as_gone():
+    """Pid reuse: the kportforward that spawned a kubectl started before it, so a process with
+    that pid that started later is someone else, and the owner is gone."""
+    from kportforward.supervisor.reclaim import _owner_alive
+
+    me = psutil.Process(os.getpid())
+    younger = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                               stdin=subprocess.PIPE)  # fmt: skip
+    try:
+        assert _owner_alive(younger.pid, me) is False  # started after "the kubectl" (us)
+        assert _owner_alive(me.ppid(), me) is True  # our parent started before us
+        assert _owner_alive(os.getpid(), psutil.Process(younger.pid)) is True  # ourselves
+    finally:
+        younger.kill()
+        younger.wait(10)
+        if younger.stdin:
+            younger.stdin.close()
+    assert _owner_alive(younger.pid, me) is False  # no such process any more
