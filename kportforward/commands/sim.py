@@ -21,9 +21,9 @@ def main(args: argparse.Namespace) -> int:
         try:
             world = World.from_yaml(args.world)
         except WorldError as exc:
-            raise ConfigError(
-                str(exc), "fix the world file (see docs/ or kportforward/sim/world.py)"
-            ) from None
+            from kportforward.sim.worldfile import EXAMPLE
+
+            raise ConfigError(str(exc), f"fix the world file (example: {EXAMPLE})") from None
     if not 0 <= args.port <= 65535:
         raise ArgumentError(f"--port {args.port} is outside 0-65535")
     sim = Simulator(world, tls=args.tls, port=args.port)

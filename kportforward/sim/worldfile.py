@@ -1,4 +1,7 @@
-"""World descriptions from YAML files and dicts, with errors that name the file, line and key."""
+"""World descriptions from YAML files and dicts, with errors that name the file, line and key.
+
+The format, with every key, is shown in ``kportforward/sim/example-world.yaml`` (``EXAMPLE``).
+"""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from kportforward.sim.world import (
     _service_port,
 )
 
+EXAMPLE = Path(__file__).with_name("example-world.yaml")
 SECTIONS = ("services", "deployments", "statefulsets", "replicasets", "pods")
 ALLOWED = {
     "services": {"name", "selector", "ports"},

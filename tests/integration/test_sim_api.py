@@ -298,3 +298,13 @@ async def test_async_api_and_restart_from_the_loop() -> None:
         assert await reader.read() == b"ping"
         writer.close()
     assert not sim.kubeconfig_path.exists()
+
+
+def test_the_example_world_file_loads() -> None:
+    from kportforward.sim.worldfile import EXAMPLE
+
+    w = World.from_yaml(EXAMPLE)
+    assert len(w.pods_matching("default", {"app": "api"})) == 2
+    assert w.pods[("default", "db-0")].ports[0].name == "postgres"
+    assert w.pods[("default", "starting")].phase == "Pending"
+    assert w.services[("default", "api")].ports[0].target_port == "http"
