@@ -150,7 +150,12 @@ class Api:
             if _KIND_OF[w.kind] == resource and namespace in (None, w.namespace)
         ]
 
-    async def handle(self, req: Request, writer: asyncio.StreamWriter) -> int | None:
+    async def handle(
+        self,
+        req: Request,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader | None = None,
+    ) -> int | None:
         """Answer ``req``; returns the status written, or None when the path is not ours."""
         if req.path.rstrip("/") == "/version":
             return self._send(writer, req, 200, o.version_json(self.version))
@@ -175,12 +180,13 @@ class Api:
         select = parse_selector(req.query.get("labelSelector", ""))
         by_name = _field_selector(req.query.get("fieldSelector", ""))
         if req.query.get("watch") in ("true", "1"):
-            await self._watch(req, writer, resource, namespace, select, by_name)
+            await self._watch(req, writer, reader, resource, namespace, select, by_name)
             return 200
         items = [r() for lb, n, r in self.items(resource, namespace) if select(lb) and by_name(n)]
         return self._send(writer, req, 200, o.list_json(resource, items, self.state.rv))
 
     version = "v1.32.4"
+    gate: asyncio.Event | None = None  # the simulator's hang switch, set once it runs
 
     def _send(self, writer: asyncio.StreamWriter, req: Request, status: int, body: Any) -> int:
         self._record(req, status)
@@ -191,6 +197,7 @@ class Api:
         self,
         req: Request,
         writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader | None,
         resource: str,
         namespace: str | None,
         select: Callable[[Mapping[str, str]], bool],
@@ -229,8 +236,8 @@ class Api:
                 last = 0
             oldest = state.events[0][0] if state.events else state.rv
             if state.events and last < oldest - 1 and len(state.events) == state.events.maxlen:
-                gone = o.status_json(410, "Expired", f"too old resource version: {last}")
-                writer.write(chunk(_line("ERROR", gone)) + chunk(b""))
+                expired = o.status_json(410, "Expired", f"too old resource version: {last}")
+                writer.write(chunk(_line("ERROR", expired)) + chunk(b""))
                 return
             for rv, etype, res, ns, labels, name, body in state.events:
                 in_scope = res == resource and namespace in (None, ns)
@@ -238,18 +245,31 @@ class Api:
                     backlog.append((rv, etype, body))
             last = max([last] + [rv for rv, _, _ in backlog])
         state.watchers.add(watcher)
+        # A client that goes away ends its watch at once, not at the timeout (no pile-up of
+        # abandoned watches in a long-running simulator).
+        gone = asyncio.ensure_future(reader.read(1)) if reader is not None else None
+        get: asyncio.Future[tuple[int, str, dict[str, Any]]] | None = None
         try:
             for _, etype, body in backlog:
                 writer.write(chunk(_line(etype, body)))
             await writer.drain()
             while (remaining := deadline - time.monotonic()) > 0:
-                try:
-                    rv, etype, body = await asyncio.wait_for(watcher.queue.get(), remaining)
-                except TimeoutError:
+                get = asyncio.ensure_future(watcher.queue.get())
+                waiting = {get} if gone is None else {get, gone}
+                done, _ = await asyncio.wait(
+                    waiting, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+                )
+                if get not in done:
+                    get.cancel()
+                    if gone is not None and gone in done:
+                        return
                     break
+                rv, etype, body = get.result()
                 if rv <= last:
                     continue
                 last = rv
+                if self.gate is not None and not self.gate.is_set():
+                    await self.gate.wait()  # a hung server delivers no events either
                 writer.write(chunk(_line(etype, body)))
                 await writer.drain()
             writer.write(chunk(b""))
@@ -257,6 +277,9 @@ class Api:
                 await writer.drain()
         finally:
             state.watchers.discard(watcher)
+            for pending in (gone, get):
+                if pending is not None:
+                    pending.cancel()
 
 
 def _line(etype: str, body: Any) -> bytes:

@@ -101,6 +101,7 @@ class Simulator(Faults):
         self._loop_thread = threading.get_ident()
         self._gate = asyncio.Event()
         self._gate.set()
+        self._api.gate = self._gate
         if self._workdir_arg is not None:
             self.workdir = self._workdir_arg
             self.workdir.mkdir(parents=True, exist_ok=True)
@@ -260,7 +261,7 @@ class Simulator(Faults):
             return await self._portforward(req, reader, writer, *pf)
         if req.query.get("watch") in ("true", "1") and route(req.path) is not None:
             self._record(req, 200)
-            await self._api.handle(req, writer)
+            await self._api.handle(req, writer, reader)
             return req.keep_alive
         if await self._api.handle(req, writer) is None:
             return self._reply(req, writer, 404, denial(404, req))

@@ -4,6 +4,7 @@ file, control endpoints and the request log."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
 import time
 import urllib.request
@@ -308,3 +309,40 @@ def test_the_example_world_file_loads() -> None:
     assert w.pods[("default", "db-0")].ports[0].name == "postgres"
     assert w.pods[("default", "starting")].phase == "Pending"
     assert w.services[("default", "api")].ports[0].target_port == "http"
+
+
+def test_a_watch_ends_when_its_client_leaves(sim) -> None:
+    resp = urllib.request.urlopen(
+        sim.url + "/api/v1/namespaces/default/pods?watch=true", timeout=10
+    )
+    resp.readline()
+    state = sim._state
+    assert len(state.watchers) == 1
+    resp.close()
+    deadline = time.monotonic() + 10
+    while state.watchers and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert not state.watchers
+
+
+def test_a_hung_server_delivers_no_watch_events(sim) -> None:
+    _, listed = _get(sim, "/api/v1/namespaces/default/pods")
+    rv = listed["metadata"]["resourceVersion"]
+    path = f"/api/v1/namespaces/default/pods?watch=true&resourceVersion={rv}&timeoutSeconds=30"
+    with socket.create_connection((sim.host, sim.port), timeout=10) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: sim\r\n\r\n".encode())
+        assert s.recv(4096).startswith(b"HTTP/1.1 200")
+        while not sim._state.watchers:
+            time.sleep(0.02)
+        sim.hang()
+        sim.delete_pod("default", "redis-0")
+        s.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            s.recv(4096)
+        sim.resume()
+        s.settimeout(10)
+        data = b""
+        while b"\n" not in data.split(b"\r\n", 1)[-1]:
+            data += s.recv(4096)
+    event = json.loads(data.split(b"\r\n", 1)[1].split(b"\n")[0])
+    assert (event["type"], event["object"]["metadata"]["name"]) == ("DELETED", "redis-0")
