@@ -8,7 +8,12 @@ cluster: the supervisor starts inside the app after its first frame is drawn.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import sys
+import threading
+import time
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -42,7 +47,9 @@ def run_dashboard(supervisor: Any, *, config_path: str, config_arg: str | None) 
     """Run the app over ``supervisor`` until the user quits; returns the exit code."""
     from kportforward.ui.app import make_app
 
-    app = make_app(supervisor, config_path=config_path, config_arg=config_arg)
+    app = make_app(
+        supervisor, config_path=config_path, config_arg=config_arg, exit_deadline=ExitDeadline()
+    )
     code = app.run()
     return int(code or 0)
 
@@ -60,3 +67,50 @@ def main(args: argparse.Namespace) -> int:
     config_path = str(config_arg or user_config_path())
     log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
     return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+
+
+class ExitDeadline:
+    """Ends the process at a deadline if the dashboard's polite quit has not finished by then.
+
+    A terminal that went away (SIGHUP) can leave Textual's teardown blocked on writes forever; the
+    supervisor's kubectl children carry a parent-death signal, so ending the process ends them too.
+    """
+
+    def __init__(self) -> None:
+        self._due = float("inf")
+        self._timer: threading.Timer | None = None
+        self._tty_attrs: list[Any] | None = None
+        with contextlib.suppress(Exception):  # no tty, or no termios (Windows)
+            import termios
+
+            self._tty_attrs = termios.tcgetattr(sys.stdin.fileno())
+
+    def __call__(self, seconds: float) -> None:
+        """Make sure the process ends within ``seconds`` from now (an earlier deadline wins)."""
+        due = time.monotonic() + seconds
+        if due >= self._due:
+            return
+        self._due = due
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        log.warning("dashboard did not finish quitting in time; exiting now")
+        self._restore_terminal()
+        logging.shutdown()
+        os._exit(0)
+
+    def _restore_terminal(self) -> None:
+        # Best effort, never blocking: the terminal may be gone or not reading.
+        with contextlib.suppress(Exception):
+            fd = sys.stdout.fileno()
+            os.set_blocking(fd, False)
+            os.write(fd, b"\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l")
+        with contextlib.suppress(Exception):
+            if self._tty_attrs is not None:
+                import termios
+
+                termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, self._tty_attrs)

@@ -8,7 +8,6 @@ events reach the UI through one worker, coalesced per forward (see ``ui/updates.
 from __future__ import annotations
 
 import asyncio
-import signal
 import time
 import webbrowser
 from collections.abc import Callable, Iterable
@@ -32,6 +31,7 @@ from kportforward.ui.screens.details import DetailsScreen
 from kportforward.ui.screens.help import HelpScreen
 from kportforward.ui.screens.log import LogScreen
 from kportforward.ui.screens.main import MainScreen
+from kportforward.ui.signals import QuitSignals
 from kportforward.ui.updates import StatusCoalescer
 from kportforward.ui.widgets.summary import SummaryBar
 
@@ -40,6 +40,9 @@ DEFAULT_THEME = "textual-dark"
 SLOW_QUIT_NOTICE = 0.5
 """Seconds of shutdown after which the app says it is stopping kubectl processes."""
 SHUTDOWN_TIMEOUT = 10.0
+SIGNAL_EXIT_DEADLINE = 2.7
+"""Seconds from SIGINT/SIGTERM/SIGHUP to the end of the process, whatever the terminal does."""
+FORCED_EXIT_DEADLINE = 0.5
 
 
 class StatusesPending(Message):
@@ -92,6 +95,7 @@ class KPortForwardApp(App[int]):
         tz: tzinfo | None = None,
         open_url: Callable[[str], bool] = webbrowser.open,
         handle_signals: bool = True,
+        exit_deadline: Callable[[float], None] | None = None,
     ) -> None:
         super().__init__()
         self.supervisor = supervisor
@@ -106,6 +110,8 @@ class KPortForwardApp(App[int]):
         self.coalescer = StatusCoalescer()
         self.supervisor_started = asyncio.Event()
         self._handle_signals = handle_signals
+        self._exit_deadline = exit_deadline
+        self._signals: QuitSignals | None = None
         self._quitting = False
         self._start_requested = False
         self.ui_ready = False
@@ -128,9 +134,10 @@ class KPortForwardApp(App[int]):
         self.run_worker(self._consume_events(), name="events", group="events", exit_on_error=False)
         self.set_interval(self.refresh_rate, self._tick)
         if self._handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(sig, self._on_signal)
+            self._signals = QuitSignals(
+                asyncio.get_running_loop(), self._on_signal, self._signal_deadline
+            )
+            self._signals.install()
 
     def _theme_name(self, wanted: str) -> str:
         name = THEME_ALIASES.get(wanted, wanted)
@@ -166,16 +173,19 @@ class KPortForwardApp(App[int]):
             elif isinstance(event, NoticeEvent):
                 self.post_message(NoticePosted(event))
 
-    def _on_signal(self) -> None:
+    def _signal_deadline(self, count: int) -> None:
+        # Runs in the signal handler: the process must end in time even if the loop is stuck.
+        if self._exit_deadline is not None:
+            self._exit_deadline(SIGNAL_EXIT_DEADLINE if count == 1 else FORCED_EXIT_DEADLINE)
+
+    def _on_signal(self, count: int) -> None:
         # SIGINT, SIGTERM and SIGHUP all quit cleanly; a second one during a slow quit forces it.
         self.call_later(self.action_quit)
 
     async def on_unmount(self) -> None:
         """Whatever ended the app, no kubectl outlives it (unless the quit was forced)."""
-        if self._handle_signals:
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-                loop.remove_signal_handler(sig)
+        if self._signals is not None:
+            self._signals.uninstall()
         if not self._shut_down and not self._quitting:
             await self._shutdown_supervisor()
 
@@ -192,9 +202,13 @@ class KPortForwardApp(App[int]):
             kill_all = getattr(self.supervisor, "kill_all", None)
             if kill_all is not None:
                 kill_all()
+            if self._exit_deadline is not None:
+                self._exit_deadline(FORCED_EXIT_DEADLINE)
             self.exit(130)
             return
         self._quitting = True
+        if self._exit_deadline is not None:
+            self._exit_deadline(SHUTDOWN_TIMEOUT + 2.0)
         self.run_worker(self._quit(), name="quit", group="quit", exit_on_error=False)
 
     async def _quit(self) -> None:
@@ -387,6 +401,7 @@ def make_app(
     tz: tzinfo | None = None,
     open_url: Callable[[str], bool] = webbrowser.open,
     handle_signals: bool = True,
+    exit_deadline: Callable[[float], None] | None = None,
 ) -> KPortForwardApp:
     """The one way to build the dashboard: the CLI, the tests, the snapshots and the demo use it.
 
@@ -394,7 +409,8 @@ def make_app(
     reload passes to ``load_config``. ``clock`` is wall-clock seconds (freeze it for snapshots);
     ``tz`` the zone times are shown in (None: local); ``open_url`` opens a URL in a browser;
     ``handle_signals`` makes SIGINT, SIGTERM and SIGHUP quit cleanly (off in Pilot tests, which
-    share the test runner's process).
+    share the test runner's process). ``exit_deadline(seconds)`` is called when a quit begins
+    (from a key or a signal handler); the CLI uses it to guarantee the process ends by then.
     """
     return KPortForwardApp(
         supervisor,
@@ -404,4 +420,5 @@ def make_app(
         tz=tz,
         open_url=open_url,
         handle_signals=handle_signals,
+        exit_deadline=exit_deadline,
     )
