@@ -13,7 +13,7 @@ import ssl
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from kportforward.sim import control
 from kportforward.sim.api import Api, not_found, portforward_target, route
@@ -27,7 +27,6 @@ from kportforward.sim.transport import WS_PROTOCOL, websocket_accept
 from kportforward.sim.world import World
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 LOOPBACK = "127.0.0.1"
 
 

@@ -78,3 +78,11 @@ def test_one_kubectl_many_sequential_connections(small, port_forward) -> None:
     bodies = {pf.http_get() for _ in range(30)}
     assert len(bodies) == 1
     assert small.count(None, "/portforward$") == 1
+
+
+def test_refused_websocket_upgrade_falls_back_to_spdy(small, port_forward) -> None:
+    small.allow_websocket = False
+    pf = port_forward(small, "pod/solo", 7000)
+    assert pf.echo(b"fallback") == b"fallback"
+    statuses = [(r.method, r.status) for r in small.request_log if r.path.endswith("/portforward")]
+    assert statuses == [("GET", 400), ("POST", 101)]
