@@ -7,7 +7,6 @@ threads), so no locks are needed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -76,7 +75,8 @@ class ClusterState:
             backend.close()
 
     def close_all(self) -> None:
-        """Close every backend and tunnel (shutdown)."""
+        """Close every backend and tunnel (shutdown); later faults change only the world."""
+        self.live = False
         for key in list(self.backends):
             self.close_backends(*key)
         self.drop_streams()
@@ -203,8 +203,3 @@ class ClusterState:
         """Make one container port refuse new tunnels (as if nothing listened there)."""
         self.pod(namespace, pod)
         self.backend(namespace, pod, port).refusing = refuse
-
-    def close(self) -> None:
-        """Stop watchers' queues from growing after shutdown."""
-        with contextlib.suppress(Exception):
-            self.watchers.clear()
