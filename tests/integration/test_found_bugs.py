@@ -1,0 +1,165 @@
+"""Bugs found by the reliability/security work in code owned by others, one failing test each.
+
+These tests describe the intended behaviour (issue #8 and DESIGN.md) and fail until the owner
+applies the fix proposed in the docstring. Once a test passes, move it next to its owner's tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kportforward.core.models import Config, ForwardSpec
+from kportforward.sim import Simulator, generated_world
+from kportforward.supervisor.supervisor import Supervisor
+from tests.conftest import DATA, run_cli
+from tests.integration.supervisor_helpers import free_ports, kubectls_of
+
+pytestmark = pytest.mark.integration
+
+GOOD_CONFIG = (
+    "portForwards:\n  api:\n    target: service/api\n    targetPort: 80\n    localPort: 18080\n"
+)
+FAIL_PLUGIN = DATA / "kubeconfig" / "plugins" / "fail-login.sh"
+
+
+def _exec_kubeconfig(sim: Simulator, path: Path, plugin: Path) -> Path:
+    """The simulator's kubeconfig with its token replaced by an exec credential plugin."""
+    assert sim.kubeconfig_path is not None
+    doc = yaml.safe_load(sim.kubeconfig_path.read_text())
+    doc["users"][0]["user"] = {
+        "exec": {
+            "apiVersion": "client.authentication.k8s.io/v1",
+            "command": str(plugin),
+            "interactiveMode": "Never",
+            "env": [{"name": "PLUGIN_SECRET", "value": "SECRET-EXEC-ENV-found-bugs"}],
+        }
+    }
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def test_unwritable_log_file_is_reported_on_exactly_one_line(tmp_path: Path) -> None:
+    """kportforward/logs.py ``setup_logging``: it removes every root handler, then fails to open
+    the file and raises; ``cli.main`` then calls ``log.error(...)`` with no handler installed, so
+    Python's ``logging.lastResort`` prints the message to stderr a second time (two lines).
+
+    Fix: in ``setup_logging``, install ``logging.NullHandler()`` on the root logger *before*
+    trying to open the file (or in the ``except OSError`` branch before raising).
+    """
+    config = tmp_path / "good.yaml"
+    config.write_text(GOOD_CONFIG)
+    for log_file in (str(tmp_path), str(tmp_path / "no" / "such" / "dir" / "log"), "/proc/version"):
+        result = run_cli("run", "--config", str(config), "--log-file", log_file, timeout=30)
+        assert result.returncode == 2
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1, result.stderr
+        assert lines[0].startswith("kportforward: error: cannot write the log file")
+
+
+def test_profile_with_bad_cpuprofile_creates_no_output_directory(tmp_path: Path) -> None:
+    """kportforward/profiling.py ``_check_writable``: ``opts.output.mkdir(...)`` runs before the
+    ``--cpuprofile``/``--memprofile`` checks, so a bad ``--cpuprofile`` exits 2 but leaves the
+    (new, empty) ``--output`` directory behind — a file created next to the user's inputs.
+
+    Fix: check ``--cpuprofile``/``--memprofile`` first, and check the output directory without
+    creating it (its nearest existing ancestor must be a writable directory); create it only
+    when the profile run starts.
+    """
+    out = tmp_path / "profile-out"
+    result = run_cli(
+        "profile", "--output", str(out), "--cpuprofile", str(tmp_path / "no" / "x.prof"),
+        timeout=30,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists(), "a failed profile left its output directory behind"
+
+
+async def test_failing_exec_credential_plugin_does_not_cause_a_kubectl_storm(
+    kubectl: str, sim_factory, tmp_path: Path
+) -> None:
+    """kportforward/supervisor/health.py ``ClusterHealth._revive`` (line ~152): an access probe
+    whose kind is ``"config"`` (the exec credential plugin failed) counts as *reachable*, so the
+    cluster is revived at once, kubectl fails again ("getting credentials: exec: ... failed"),
+    ``report_down`` starts a fresh suspension whose fresh Backoff's first delay is 0, and so on:
+    measured ~15 kubectl spawns per second for one forward, forever.
+
+    Fix: treat ``"config"`` like ``"auth"`` (stay Suspended with the plugin's message; one probe
+    per backoff step; resume when a probe passes, e.g. after the user logs in). Also keep the
+    cluster's Backoff across a quick suspend → revive → suspend cycle (reset it only after the
+    cluster stayed up for a while), so no other kind can cause the same storm.
+    """
+    sim = sim_factory(generated_world(1), tls=True)
+    kubeconfig = _exec_kubeconfig(sim, tmp_path / "kubeconfig", FAIL_PLUGIN)
+    (port,) = free_ports(1)
+    spec = ForwardSpec("api", "service/svc-000", 80, port, namespace="default")
+    sup = Supervisor(Config(forwards=(spec,)), kubectl=kubectl, kubeconfig=str(kubeconfig))
+    drained: list[object] = []
+
+    async def drain() -> None:
+        async for ev in sup.events():
+            drained.append(ev)
+
+    consumer = asyncio.create_task(drain())
+    try:
+        await sup.start()
+        await asyncio.sleep(5.0)
+        spawns = sup._runners["api"].spawns
+        status = sup.status("api")
+    finally:
+        await sup.shutdown()
+        await asyncio.wait_for(consumer, 5)
+    # One probe per backoff step (0.5, 1, 2 …): a handful of kubectl in 5 s, not dozens.
+    assert spawns <= 5, f"{spawns} kubectl spawned in 5 s ({len(drained)} events)"
+    assert status.state.value == "Suspended" and "fail-login.sh" in status.reason
+
+
+def test_run_with_a_failing_exec_credential_plugin_exits_2(
+    kubectl: str, sim_factory, tmp_path: Path
+) -> None:
+    """Issue #8 lists "an exec credential plugin that fails" among the kubeconfig inputs that get
+    one line and exit 2 (the dashboard: a notification). ``kportforward run`` instead keeps running
+    (and, because of the bug above, spawns kubectl in a loop).
+
+    Fix (kportforward/commands/run.py ``main``): after ``_check_kubeconfigs``, run one
+    ``kube.access.probe_access`` per (kubeconfig, context) with a short timeout; a result of kind
+    ``"config"`` (plugin failed, missing or timed out) raises ``KubeconfigError(result.message)``.
+    A hanging plugin is bounded by the probe's timeout, and the plugin process is killed.
+    """
+    sim = sim_factory(generated_world(1), tls=True)
+    kubeconfig = _exec_kubeconfig(sim, tmp_path / "kubeconfig", FAIL_PLUGIN)
+    config = tmp_path / "config.yaml"
+    (port,) = free_ports(1)
+    config.write_text(
+        GOOD_CONFIG.replace("service/api", "service/svc-000").replace("18080", str(port))
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "kportforward", "run", "--config", str(config),
+         "--kubeconfig", str(kubeconfig)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=10)
+        pytest.fail(f"run kept running with a failing exec plugin; stdout: {out[-500:]}")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
+        deadline = time.monotonic() + 5
+        while kubectls_of(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert proc.returncode == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "fail-login.sh" in lines[0], err
+    assert "SECRET-EXEC-ENV" not in out + err
