@@ -43,6 +43,7 @@ class _BackendProtocol(asyncio.Protocol):
     def __init__(self, session: PortForwardSession, req: _Request) -> None:
         self.session = session
         self.req = req
+        self.slow = False  # our write buffer is full: kubectl is not read meanwhile
 
     def data_received(self, data: bytes) -> None:
         self.session._backend_data(self.req, data)
@@ -52,13 +53,18 @@ class _BackendProtocol(asyncio.Protocol):
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self.resume_writing()  # a backend that died while slow must not stall the others
         self.session._finish(self.req)
 
     def pause_writing(self) -> None:
-        self.session._backend_slow(+1)
+        if not self.slow:
+            self.slow = True
+            self.session._backend_slow(+1)
 
     def resume_writing(self) -> None:
-        self.session._backend_slow(-1)
+        if self.slow:
+            self.slow = False
+            self.session._backend_slow(-1)
 
 
 class PortForwardSession(asyncio.Protocol):
@@ -173,7 +179,7 @@ class PortForwardSession(asyncio.Protocol):
                     req.backend.resume_reading()
 
     def _backend_slow(self, delta: int) -> None:
-        self._slow_backends = max(0, self._slow_backends + delta)
+        self._slow_backends += delta
         self._sync_reading()
 
     # -- SPDY ------------------------------------------------------------------------------

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -86,3 +89,43 @@ def test_refused_websocket_upgrade_falls_back_to_spdy(small, port_forward) -> No
     assert pf.echo(b"fallback") == b"fallback"
     statuses = [(r.method, r.status) for r in small.request_log if r.path.endswith("/portforward")]
     assert statuses == [("GET", 400), ("POST", 101)]
+
+
+@pytest.mark.parametrize("env", [None, SPDY_ONLY], ids=["websocket", "spdy"])
+def test_backpressure_bounds_the_simulators_buffers(small, port_forward, env) -> None:
+    """A client that stops reading stalls the sender instead of filling the simulator's memory;
+    once it reads again every byte arrives in order."""
+    pf = port_forward(small, "pod/solo", 7000, env=env)
+    data = os.urandom(48 * 1024 * 1024)
+    sent = [0]
+    with pf.connect(timeout=60) as conn:
+
+        def send() -> None:
+            view = memoryview(data)
+            for i in range(0, len(data), 1 << 16):
+                conn.sendall(view[i : i + (1 << 16)])
+                sent[0] = i + (1 << 16)
+            conn.shutdown(socket.SHUT_WR)
+
+        sender = threading.Thread(target=send, daemon=True)
+        sender.start()
+        stable, last = 0, -1
+        deadline = time.monotonic() + 30
+        while stable < 5 and time.monotonic() < deadline:  # wait until the sender is stuck
+            time.sleep(0.1)
+            stable = stable + 1 if sent[0] == last else 0
+            last = sent[0]
+        assert sent[0] < len(data), "nothing pushed back: the whole payload was buffered"
+        buffered = 0
+        for sessions in small._state.sessions.values():
+            for session in sessions:
+                buffered += session._transport.get_write_buffer_size()
+                for req in session._requests.values():
+                    if req.backend is not None:
+                        buffered += req.backend.get_write_buffer_size()
+        assert buffered < 16 * 1024 * 1024
+        got = bytearray()
+        while chunk := conn.recv(1 << 20):
+            got += chunk
+        sender.join(30)
+    assert bytes(got) == data
