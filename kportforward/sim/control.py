@@ -18,6 +18,7 @@ PREFIX = "/_sim/"
 _POD = re.compile(r"^/_sim/pods/([^/]+)/([^/]+)/(delete|restart|ready|phase)$")
 _BACKEND = re.compile(r"^/_sim/backends/([^/]+)/([^/]+)/(\d+)/refuse$")
 _RULE = re.compile(r"^/_sim/rules/(\d+)$")
+_NEW_POD = re.compile(r"^/_sim/pods/([^/]+)$")
 
 
 def handle(sim: Simulator, req: Request) -> tuple[int, Any]:
@@ -62,6 +63,17 @@ def _route(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, Any
             return 200, {}
         sim.set_pod_phase(ns, name, str(body.get("phase", "Running")))
         return 200, {}
+    m = _NEW_POD.match(path)
+    if m and method == "POST":
+        name = sim.add_pod(
+            str(body["name"]),
+            namespace=m.group(1),
+            labels=body.get("labels"),
+            ports=body.get("ports", []),
+            phase=str(body.get("phase", "Running")),
+            ready=bool(body.get("ready", True)),
+        )
+        return 200, {"name": name}
     m = _BACKEND.match(path)
     if m and method == "POST":
         sim.refuse_backend(m.group(1), m.group(2), int(m.group(3)), bool(body.get("refuse", True)))
@@ -123,6 +135,26 @@ class SimulatorClient:
     def restart_pod(self, namespace: str, name: str) -> str:
         """See Simulator.restart_pod."""
         return str(self._call("POST", f"/_sim/pods/{namespace}/{name}/restart", {})["name"])
+
+    def add_pod(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        labels: dict[str, str] | None = None,
+        ports: list[Any] | None = None,
+        phase: str = "Running",
+        ready: bool = True,
+    ) -> str:
+        """See Simulator.add_pod (ports as ints or dicts)."""
+        body = {
+            "name": name,
+            "labels": labels,
+            "ports": ports or [],
+            "phase": phase,
+            "ready": ready,
+        }
+        return str(self._call("POST", f"/_sim/pods/{namespace}", body)["name"])
 
     def set_pod_ready(self, namespace: str, name: str, ready: bool) -> None:
         """See Simulator.set_pod_ready."""

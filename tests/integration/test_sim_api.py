@@ -202,6 +202,18 @@ def test_label_selectors(sim) -> None:
 
 def test_control_endpoints_drive_faults_from_another_process(sim) -> None:
     remote = SimulatorClient(sim.url)
+    assert remote.add_pod("extra", labels={"app": "extra"}, ports=[{"containerPort": 7000}]) == (
+        "extra"
+    )
+    assert sim.pods("default", {"app": "extra"}) == ["extra"]
+    remote.set_pod_phase("default", "extra", "Failed")
+    assert sim.world.pods[("default", "extra")].phase == "Failed"
+    remote.refuse_backend("default", "extra", 7000)
+    with pytest.raises(urllib.error.HTTPError) as err:
+        remote.refuse_backend("default", "extra", 7001)
+    assert err.value.code == 404
+    remote.delete_pod("default", "extra")
+    assert remote.drop_streams() == 0
     (old,) = remote.pods("default", {"app": "redis"})
     new = remote.restart_pod("default", old)
     assert sim.pods("default", {"app": "redis"}) == [new]
