@@ -8,6 +8,7 @@ import concurrent.futures
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any, NamedTuple, TypeVar
@@ -39,7 +40,7 @@ class Faults:
     _gate: asyncio.Event | None
     _rules: list[Rule]
     _next_rule: int
-    _log: list[RequestRecord]
+    _log: deque[RequestRecord]
     _server: asyncio.Server | None
     _loop: asyncio.AbstractEventLoop | None
     _loop_thread: int | None
@@ -174,7 +175,8 @@ class Faults:
     # -- request log -----------------------------------------------------------------------
     @property
     def request_log(self) -> list[RequestRecord]:
-        """Every answered API request so far (control requests excluded), oldest first."""
+        """The answered API requests (control requests excluded; the most recent 200,000),
+        oldest first."""
         return list(self._log)
 
     def count(self, method: str | None = None, path_regex: str | None = None) -> int:

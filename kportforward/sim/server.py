@@ -12,6 +12,7 @@ import shutil
 import ssl
 import tempfile
 import threading
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from kportforward.sim.world import World
 
 log = logging.getLogger(__name__)
 LOOPBACK = "127.0.0.1"
+LOG_LIMIT = 200_000  # request records kept (the most recent)
 
 
 class Simulator(Faults):
@@ -75,7 +77,8 @@ class Simulator(Faults):
         self._gate: asyncio.Event | None = None
         self._rules: list[Rule] = []
         self._next_rule = 1
-        self._log: list[RequestRecord] = []
+        # Bounded so a simulator left running for hours (the demo) does not grow without end.
+        self._log: deque[RequestRecord] = deque(maxlen=LOG_LIMIT)
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -18,7 +18,7 @@ from kportforward.sim.objects import pod_json
 from kportforward.sim.portforward import PortForwardSession
 from kportforward.sim.world import PHASES, Pod, World
 
-HISTORY = 10_000  # watch events kept for resourceVersion replays
+HISTORY = 2_000  # watch events kept for resourceVersion replays (older: 410 Expired)
 
 
 @dataclass(eq=False)
