@@ -50,8 +50,8 @@ def run_dashboard(supervisor: Any, *, config_path: str, config_arg: str | None) 
     app = make_app(
         supervisor, config_path=config_path, config_arg=config_arg, exit_deadline=ExitDeadline()
     )
-    code = app.run()
-    return int(code or 0)
+    app.run()
+    return int(app.return_code or 0)
 
 
 def main(args: argparse.Namespace) -> int:

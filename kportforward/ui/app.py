@@ -69,7 +69,7 @@ class NoticePosted(Message):
         self.event = event
 
 
-class KPortForwardApp(App[int]):
+class KPortForwardApp(App[None]):
     """The kportforward dashboard. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
@@ -204,7 +204,7 @@ class KPortForwardApp(App[int]):
                 kill_all()
             if self._exit_deadline is not None:
                 self._exit_deadline(FORCED_EXIT_DEADLINE)
-            self.exit(130)
+            self.exit(return_code=130)
             return
         self._quitting = True
         if self._exit_deadline is not None:
@@ -228,7 +228,7 @@ class KPortForwardApp(App[int]):
             self.notify(f"Shutdown did not finish cleanly: {exc}", severity="error")
         finally:
             notice.stop()
-            self.exit(0)
+        self.exit(return_code=0)  # not reached when a forced quit cancelled this worker
 
     # --- events into the UI ------------------------------------------------------------------
 

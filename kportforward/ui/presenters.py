@@ -143,14 +143,38 @@ def counts_line(statuses: Iterable[ForwardStatus]) -> str:
     return " · ".join(parts)
 
 
-def cluster_text(cluster: ClusterStatus) -> tuple[str, str]:
-    """One cluster as ``(text, tone)``: ``kind-dev ● reachable`` or with the reason it is not."""
+def cluster_text(cluster: ClusterStatus, in_use: bool = False) -> tuple[str, str]:
+    """One cluster as ``(text, tone)``: ``kind-dev ● reachable`` or with the reason it is not.
+
+    The supervisor probes a cluster only when kubectl reports trouble, so "no probe yet" with a
+    forward running through it (``in_use``) means the cluster is answering.
+    """
     if cluster.reachable is None:
-        return f"{cluster.context} ◌ checking", "busy"
+        if in_use:
+            return f"{cluster.context} ● connected", "good"
+        return f"{cluster.context} ◌ not contacted yet", "busy"
     if cluster.reachable:
         return f"{cluster.context} ● reachable", "good"
     reason = f": {cluster.reason}" if cluster.reason else ""
     return f"{cluster.context} ✗ unreachable{reason}", "bad"
+
+
+def cluster_in_use(cluster: ClusterStatus, statuses: Iterable[ForwardStatus]) -> bool:
+    """True when some Running forward goes through ``cluster``.
+
+    Forwards naming a context match it by name; forwards without one use the current context,
+    which is any cluster no forward names explicitly.
+    """
+    statuses = list(statuses)
+    named = {s.spec.context for s in statuses if s.spec.context}
+    for s in statuses:
+        if s.state is not ForwardState.RUNNING:
+            continue
+        if s.spec.context == cluster.context or (
+            s.spec.context is None and cluster.context not in named
+        ):
+            return True
+    return False
 
 
 def contexts_of(statuses: Iterable[ForwardStatus]) -> tuple[str, ...]:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
@@ -37,13 +37,15 @@ class DetailsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         """Title, fields, latency sparkline, history."""
         yield Static(id="details-title")
-        with VerticalScroll(id="details-body"):
-            yield Static(id="details-fields")
-            yield Static("Probe latency (recent)", classes="section")
-            yield Static("(no probes yet)", id="no-latency")
-            yield Sparkline([], id="latency")
-            yield Static("History (newest first)", classes="section")
-            yield Static(id="details-history")
+        with Horizontal(id="details-body"):
+            with VerticalScroll(id="details-left"):
+                yield Static(id="details-fields")
+            with VerticalScroll(id="details-right"):
+                yield Static("Probe latency (recent)", classes="section")
+                yield Static("(no probes yet)", id="no-latency")
+                yield Sparkline([], id="latency")
+                yield Static("History (newest first)", classes="section")
+                yield Static(id="details-history")
         yield Footer()
 
     def on_mount(self) -> None:

@@ -95,7 +95,10 @@ class MainScreen(Screen[None]):
     def apply(self, changed: Mapping[str, ForwardStatus], every: Iterable[ForwardStatus]) -> None:
         """Apply a batch of changed statuses; ``every`` is the full set for the counts line."""
         self.table.update_statuses(changed)
-        self.query_one(SummaryBar).show_statuses(every)
+        every = list(every)
+        summary = self.query_one(SummaryBar)
+        summary.show_statuses(every)
+        summary.show_clusters(self.kapp.clusters.values(), every)
 
     # --- actions -----------------------------------------------------------------------------
 

@@ -274,11 +274,13 @@ class ForwardTable(ScrollView, can_focus=True):
         widths = []
         for col in COLUMNS:
             if col.field == "name":
-                widths.append(max(self._name_width, len(col.title)))
+                width = self._name_width
             elif col.field == "url":
-                widths.append(self._url_width)
+                width = self._url_width
             else:
-                widths.append(col.width)
+                width = col.width
+            # Room for the title, and for the sort arrow on sortable columns.
+            widths.append(max(width, len(col.title) + (2 if col.sort_key else 0)))
         used = sum(widths[:-1]) + len(COLUMNS) + 1
         widths[-1] = max(0, total - used)
         return widths

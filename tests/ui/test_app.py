@@ -1,0 +1,359 @@
+"""Pilot tests of the dashboard's logic over the scripted supervisor (fast; no processes)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC
+
+import pytest
+
+from kportforward.core.models import ClusterStatus, ConfigWarning
+from kportforward.core.states import ForwardState
+from kportforward.ui.app import KPortForwardApp, make_app
+from kportforward.ui.screens.details import DetailsScreen
+from kportforward.ui.screens.help import HelpScreen
+from kportforward.ui.screens.log import LogScreen
+from tests.ui.fakes import FROZEN_NOW, ScriptedSupervisor, config_of, every_state_world, spec
+from tests.ui.helpers import screen_text, wait_for
+
+S = ForwardState
+
+
+def build(
+    sup: ScriptedSupervisor | None = None, opened: list[str] | None = None
+) -> tuple[KPortForwardApp, ScriptedSupervisor]:
+    if sup is None:
+        config, statuses, clusters = every_state_world()
+        sup = ScriptedSupervisor(config, statuses, clusters)
+
+    def browser(url: str) -> bool:
+        if opened is not None:
+            opened.append(url)
+        return True
+
+    app = make_app(
+        sup,
+        config_path="/home/me/.config/kportforward/config.yaml",
+        clock=lambda: FROZEN_NOW,
+        tz=UTC,
+        open_url=browser,
+        handle_signals=False,
+    )
+    return app, sup
+
+
+def notifications(app: KPortForwardApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_rows_appear_with_state_words_and_the_counts_line() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started, what="supervisor started after the first frame")
+        table = app.main_screen.table
+        assert len(table.visible_names) == 11
+        text = screen_text(app)
+        for word in ("● Running", "◦ Cooldown 12s", "✗ Failed", "⏸ Suspended", "■ Stopped"):
+            assert word in text
+        assert "3/11 running · 1 failed" in text
+        assert "kind-dev ● reachable" in text and "staging ✗ unreachable" in text
+        assert "web: port moved 3000 → 3001" in text
+        assert "3001*" in text and "admin ⚑" in text
+
+
+async def test_supervisor_lifetime_follows_the_app() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        assert sup.shutdown_calls == 0
+        await pilot.press("q")
+        await wait_for(pilot, lambda: sup.shutdown_calls == 1, what="shutdown on q")
+    assert app.return_code == 0
+    assert sup.shutdown_calls == 1
+
+
+async def test_unmount_without_quit_still_shuts_the_supervisor_down() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+    assert sup.shutdown_calls == 1
+
+
+async def test_cursor_keys_and_the_cursor_survives_updates_and_resorts() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        assert table.cursor_name == "admin"
+        await pilot.press("j", "j", "down")
+        assert table.cursor_name == "cache"
+        await pilot.press("k")
+        assert table.cursor_name == "billing"
+        await pilot.press("s")  # sort by status: billing (Cooldown) moves, the cursor follows
+        assert table.visible_names[0] == "ghost"
+        assert table.cursor_name == "billing"
+        # Updates that re-sort the table keep the cursor on its forward.
+        sup.set_state("billing", S.RUNNING, "ready", running_since=FROZEN_NOW)
+        await wait_for(pilot, lambda: table.status_of("billing").state is S.RUNNING)
+        assert table.cursor_name == "billing"
+        assert table.visible_names.index("billing") > table.visible_names.index("search")
+        await pilot.press("r")
+        assert table.visible_names[-1] == "ghost" and table.cursor_name == "billing"
+        await pilot.press("end")
+        assert table.cursor_name == "ghost"
+        await pilot.press("home")
+        assert table.cursor_name == table.visible_names[0]
+
+
+async def test_each_sort_key() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        expected_first = {"n": "admin", "s": "ghost", "t": "cache", "p": "web", "u": "admin"}
+        for key, first in expected_first.items():
+            await pilot.press(key)
+            assert table.visible_names[0] == first, key
+            assert (
+                table.sort_key
+                == {"n": "name", "s": "status", "t": "type", "p": "port", "u": "uptime"}[key]
+            )
+        assert "UPTIME ▲" in screen_text(app)
+        await pilot.press("r")
+        assert table.reverse and "UPTIME ▼" in screen_text(app)
+
+
+async def test_scroll_position_survives_updates() -> None:
+    specs = [spec(f"svc-{i:03d}", 20000 + i) for i in range(80)]
+    sup = ScriptedSupervisor(config_of(specs))
+    app, _ = build(sup)
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        await pilot.press("pagedown", "pagedown", "pagedown")
+        await pilot.pause()
+        scroll, cursor = table.scroll_y, table.cursor_name
+        assert scroll > 0
+        for i in range(80):
+            sup.set_state(f"svc-{i:03d}", S.RUNNING, "ready", pid=100 + i)
+        await wait_for(pilot, lambda: all(table.status_of(f"svc-{i:03d}").pid for i in range(80)))
+        assert table.scroll_y == scroll and table.cursor_name == cursor
+
+
+async def test_filter_narrows_and_escape_clears() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        await pilot.press("slash", *"payments")
+        assert set(table.visible_names) == {"billing", "metrics"}
+        await pilot.press("enter")  # keep the filter, keys go back to the table
+        assert app.focused is table
+        await pilot.press("j")
+        assert table.cursor_name == "metrics"
+        await pilot.press("escape")
+        assert len(table.visible_names) == 11 and table.cursor_name == "metrics"
+        await pilot.press("slash", *"failed", "escape")
+        assert len(table.visible_names) == 11 and app.focused is table
+
+
+async def test_restart_stop_start_and_group_call_the_supervisor() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        table.move_cursor_to("api")
+        old_pid = table.status_of("api").pid
+        await pilot.press("R")
+        await wait_for(pilot, lambda: table.status_of("api").pid not in (None, old_pid))
+        assert ("restart", "api") in sup.calls
+        await pilot.press("space")
+        await wait_for(pilot, lambda: table.status_of("api").state is S.STOPPED)
+        await pilot.press("space")
+        await wait_for(pilot, lambda: table.status_of("api").state is S.RUNNING)
+        await pilot.press("g")  # group core: api and web, some running -> stop both
+        await wait_for(
+            pilot,
+            lambda: all(table.status_of(n).state is S.STOPPED for n in ("api", "web")),
+        )
+        await pilot.press("g")
+        await wait_for(
+            pilot,
+            lambda: all(table.status_of(n).state is S.RUNNING for n in ("api", "web")),
+        )
+        table.move_cursor_to("ghost")
+        await pilot.press("g")
+        await wait_for(pilot, lambda: any("has no group" in m for m in notifications(app)))
+
+
+async def test_command_failures_become_notifications_and_the_app_keeps_running() -> None:
+    app, sup = build()
+    sup.fail_on.add("restart")
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: any("restart admin failed" in m for m in notifications(app)))
+        assert app.is_running
+        await pilot.press("j")
+        assert app.main_screen.table.cursor_name == "api"
+
+
+async def test_open_and_copy_url() -> None:
+    opened: list[str] = []
+    app, sup = build(opened=opened)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        app.main_screen.table.move_cursor_to("grpc")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: opened == ["http://localhost:9090"])
+        app.main_screen.table.move_cursor_to("api")
+        await pilot.press("c")
+        assert app.clipboard == "http://localhost:8080"
+        assert "Copied http://localhost:8080" in notifications(app)
+
+
+async def test_details_log_and_help_screens() -> None:
+    app, sup = build()
+    sup.logs["api"] = ["15:00:00 Forwarding from 127.0.0.1:8080 -> 80"]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        app.main_screen.table.move_cursor_to("api")
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailsScreen)
+        text = screen_text(app)
+        assert "PID          4101" in text and "kubectl RSS  30.0 MiB" in text
+        assert "History (newest first)" in text and "kubectl spawned" in text
+        await pilot.press("R")  # keys act on the forward of the details screen
+        await wait_for(pilot, lambda: "Restarts     1" in screen_text(app))
+        await pilot.press("l")
+        assert isinstance(app.screen, LogScreen)
+        await wait_for(pilot, lambda: "Forwarding from 127.0.0.1:8080" in screen_text(app))
+        sup.logs["api"].append("15:00:05 Handling connection for 8080")
+        await wait_for(pilot, lambda: "Handling connection for 8080" in screen_text(app))
+        await pilot.press("escape", "escape")
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        text = screen_text(app)
+        for key in ("j/k", "Enter", "n s t p u", "R", "space", "ctrl+p", "/", "g"):
+            assert key in text
+        await pilot.press("escape")
+        assert app.screen is app.main_screen
+
+
+async def test_cluster_and_notice_events_reach_the_header() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        sup.set_cluster(ClusterStatus("staging", reachable=True), "probe passed")
+        await wait_for(pilot, lambda: "staging ● reachable" in screen_text(app))
+        sup.notice("config reloaded: 1 added", "information")
+        await wait_for(pilot, lambda: "config reloaded: 1 added" in screen_text(app))
+
+
+async def test_flood_of_updates_is_coalesced_per_forward() -> None:
+    specs = [spec(f"svc-{i:03d}", 20000 + i) for i in range(50)]
+    sup = ScriptedSupervisor(config_of(specs))
+    app, _ = build(sup)
+    async with app.run_test(size=(100, 20)) as pilot:
+        table = app.main_screen.table
+        await wait_for(pilot, lambda: sup.started)
+        for round_ in range(20):
+            for i in range(50):
+                s = sup.snapshot()[i]
+                sup.put_status(replace(s, state=S.RUNNING, restarts=round_))
+        await wait_for(
+            pilot, lambda: all(table.status_of(f"svc-{i:03d}").restarts == 19 for i in range(50))
+        )
+        assert app.coalescer.received == 1000
+        assert app.coalescer.delivered < app.coalescer.received
+
+
+async def test_empty_state_names_the_config_path() -> None:
+    sup = ScriptedSupervisor(config_of([]))
+    app, _ = build(sup)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        text = screen_text(app)
+        assert "No forwards configured" in text
+        assert "/home/me/.config/kportforward/config.yaml" in text
+        assert "targetPort: 80" in text and "portForwards:" in text
+        await pilot.press("R", "space", "enter", "o", "c", "l")  # nothing selected: no crash
+        assert app.is_running
+
+
+@pytest.mark.parametrize(
+    ("theme", "expected", "warned"),
+    [
+        ("dark", "textual-dark", False),
+        ("light", "textual-light", False),
+        ("nord", "nord", False),
+        ("no-such-theme", "textual-dark", True),
+    ],
+)
+async def test_theme_aliases_and_unknown_theme(theme: str, expected: str, warned: bool) -> None:
+    sup = ScriptedSupervisor(config_of([spec("api", 8080)], theme=theme))
+    app, _ = build(sup)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert app.theme == expected
+        assert any("Unknown theme" in m for m in notifications(app)) is warned
+
+
+async def test_config_warnings_are_notified() -> None:
+    config = replace(
+        config_of([spec("api", 8080)]), warnings=(ConfigWarning("unknown key", "/c.yaml", 3, "x"),)
+    )
+    app, _ = build(ScriptedSupervisor(config))
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        assert any("/c.yaml:3: x: unknown key" in m for m in notifications(app))
+
+
+async def test_every_action_is_in_the_command_palette() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for title in (
+            "Details",
+            "Restart forward",
+            "Stop / start forward",
+            "Stop / start group",
+            "Live log",
+            "Open URL",
+            "Copy URL",
+            "Filter",
+            "Clear filter",
+            "Sort by name",
+            "Sort by status",
+            "Sort by type",
+            "Sort by port",
+            "Sort by uptime",
+            "Reverse sort",
+            "Reload config",
+            "Help",
+            "Quit",
+            "Theme",
+        ):
+            assert title in titles
+        palette_sort = next(
+            c for c in app.get_system_commands(app.screen) if c.title == "Sort by port"
+        )
+        palette_sort.callback()
+        assert app.main_screen.table.sort_key == "port"
+
+
+async def test_slow_quit_says_so_and_a_second_q_exits_at_once() -> None:
+    app, sup = build()
+    sup.shutdown_delay = 30
+    async with app.run_test(size=(120, 30), notifications=True) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        await pilot.press("q")
+        await wait_for(
+            pilot,
+            lambda: any("Stopping" in m for m in notifications(app)),
+            what="the slow-quit notice",
+        )
+        await pilot.press("q")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert app.return_code == 130
