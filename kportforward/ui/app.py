@@ -234,7 +234,15 @@ class KPortForwardApp(App[None]):
 
     def resync(self) -> None:
         """Take a full snapshot (at start, after start, after a reload)."""
-        statuses = self.supervisor.snapshot()
+        statuses = list(self.supervisor.snapshot())
+        # Before start() the supervisor may know no forward yet: show the configured ones as
+        # Starting, so the first frame already lists every row.
+        known = {s.name for s in statuses}
+        statuses += [
+            ForwardStatus(spec=spec, state=ForwardState.STARTING, reason="starting")
+            for spec in self.supervisor.config.forwards
+            if spec.name not in known
+        ]
         self.statuses = {s.name: s for s in statuses}
         for cluster in self.supervisor.clusters():
             self.clusters[cluster.context] = cluster
