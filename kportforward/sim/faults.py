@@ -46,6 +46,8 @@ class Faults:
     _loop_thread: int | None
 
     def _on_loop(self, fn: Callable[..., T], *args: Any) -> T:
+        # All state lives on the loop thread, so no locks: calls from other threads are queued
+        # there and waited for; calls on the loop thread (or when it is not running) run inline.
         loop = self._loop
         if (
             loop is None
@@ -144,9 +146,11 @@ class Faults:
 
     def remove_rule(self, rule_id: int) -> None:
         """Remove one rule (no error if it is already gone)."""
-        self._on_loop(lambda: self._rules.__setitem__(
-            slice(None), [r for r in self._rules if r.id != rule_id]
-        ))  # fmt: skip
+
+        def remove() -> None:
+            self._rules[:] = [r for r in self._rules if r.id != rule_id]
+
+        self._on_loop(remove)
 
     def clear_rules(self) -> None:
         """Remove every rule."""
