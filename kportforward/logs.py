@@ -36,8 +36,10 @@ def setup_logging(log_file: str | None, verbose: int) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+    # Records must never fall through to logging.lastResort (a stray stderr line), even if the
+    # log file below cannot be opened.
+    root.addHandler(logging.NullHandler())
     if not log_file:
-        root.addHandler(logging.NullHandler())
         return
     path = os.path.expanduser(log_file)
     try:

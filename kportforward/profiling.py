@@ -107,19 +107,7 @@ def options_from_args(args: Any) -> ProfileOptions:
 
 
 def _check_writable(opts: ProfileOptions) -> None:
-    """Fail before any work if a report cannot be written."""
-    try:
-        opts.output.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputPathError(
-            f"cannot create the output directory {opts.output}: {exc.strerror or exc}",
-            "choose a writable --output DIR",
-        ) from None
-    if not opts.output.is_dir() or not os.access(opts.output, os.W_OK | os.X_OK):
-        raise OutputPathError(
-            f"the output directory {opts.output} is not a writable directory",
-            "choose a writable --output DIR",
-        )
+    """Fail before any work, and before creating anything, if a report cannot be written."""
     for extra, flag in ((opts.cpuprofile, "--cpuprofile"), (opts.memprofile, "--memprofile")):
         if extra is None:
             continue
@@ -128,6 +116,17 @@ def _check_writable(opts: ProfileOptions) -> None:
             raise OutputPathError(
                 f"{flag} {extra}: cannot write a file there", f"choose a writable {flag} FILE"
             )
+    # The output directory is created only when the run starts: its nearest existing ancestor
+    # must be a writable directory.
+    existing = opts.output
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputPathError(
+            f"cannot create the output directory {opts.output}: "
+            f"{existing} is not a writable directory",
+            "choose a writable --output DIR",
+        )
 
 
 def _write_generated_config(n: int, path: Path) -> None:
@@ -297,6 +296,13 @@ def profile(opts: ProfileOptions) -> dict[str, Any]:
 def _profile_run(
     opts: ProfileOptions, config: Config, config_path: str | None, kubeconfig: str | None
 ) -> dict[str, Any]:
+    try:
+        opts.output.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputPathError(
+            f"cannot create the output directory {opts.output}: {exc.strerror or exc}",
+            "choose a writable --output DIR",
+        ) from None
     me = psutil.Process()
     cpu_before = me.cpu_times()
     children_before = os.times()
