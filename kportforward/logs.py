@@ -28,7 +28,7 @@ class RedactingFormatter(logging.Formatter):
 
 
 def setup_logging(log_file: str | None, verbose: int) -> None:
-    """Send logs to ``log_file`` (created 0600) at INFO, or DEBUG with ``-v``; nothing to the terminal.
+    """Log to ``log_file`` (created 0600) at INFO, or DEBUG with ``-v``; never to the terminal.
 
     Raises OutputPathError when the file cannot be created or written.
     """
