@@ -163,3 +163,42 @@ def test_run_with_a_failing_exec_credential_plugin_exits_2(
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "fail-login.sh" in lines[0], err
     assert "SECRET-EXEC-ENV" not in out + err
+
+
+async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_the_cap(
+    kubectl: str, sim_factory, tmp_path: Path
+) -> None:
+    """kportforward/core/backoff.py + supervisor/runner.py: the backoff forgets earlier failures
+    only after ``reset_after`` (10 s) of continuous Running. A forward whose *healthy* tunnel
+    (ready, probes passing) is cut more often than that — streams dropped, pod replaced, kubectl
+    killed — climbs 0 → 0.5 → 1 → 2 → 4 … → 30 s of Cooldown although every attempt succeeded. In
+    benchmarks/e2e_chaos.py (100 forwards, streams dropped every 10 s) 91 of 100 forwards were in
+    Cooldown with up to 29.8 s left when the faults stopped: "Running again within 3 s" (issue #8)
+    cannot be met.
+
+    Fix: count a probe that passed through the tunnel as proof of health: on the first
+    ``PROBE_OK`` after ``READY`` (or on ``READY`` itself), call ``backoff.reset()`` (keeping
+    ``first_free``), so only attempts that never became healthy escalate (the crash-loop case).
+    A forward cannot storm: each cycle lasts at least one monitoring interval.
+    """
+    from kportforward.core.backoff import Backoff
+    from tests.integration.supervisor_helpers import Harness, echo_specs, make_supervisor
+
+    sim = sim_factory(generated_world(1))
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=Backoff))
+    waits = []
+    try:
+        await h.sup.start()
+        for _ in range(5):
+            await h.all_running()
+            probes = len(h.sup.status("api").probe_latencies)
+            await h.wait(lambda p=probes: len(h.sup.status("api").probe_latencies) > p + 1,
+                         what="two probes passed")  # fmt: skip
+            await asyncio.to_thread(sim.drop_streams)
+            await h.wait(lambda: h.state("api").value != "Running", what="the tunnel loss seen")
+            status = h.sup.status("api")
+            waits.append(max(0.0, (status.retry_at or time.time()) - time.time()))
+    finally:
+        await h.close()
+    assert max(waits) <= 1.0, f"Cooldown waits after healthy runs: {[round(w, 2) for w in waits]}"
