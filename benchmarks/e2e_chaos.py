@@ -122,6 +122,8 @@ class ChaosReport:
     """The longest backoff wait left, at that moment, by a forward in Cooldown (or Failed)."""
     kubectl_during: int = 0
     kubectl_after: int = -1
+    timeline: list[tuple[float, Sample]] = field(default_factory=list)
+    """The manager's figures sampled during the chaos (seconds into it, sample)."""
     steady: Sample | None = None
     end: Sample | None = None
     manager_cpu_s: float = 0.0
@@ -311,10 +313,22 @@ async def _chaos(
     faults = FaultThread(client, opts, names)
     faults.start()
     killer = asyncio.create_task(_kill_loop(sup, opts, stop), name="chaos-kill")
+    began = time.monotonic()
+
+    async def watch() -> None:  # is anything growing while the faults go on?
+        every = max(5.0, seconds / 10)
+        while True:
+            await asyncio.sleep(every)
+            report.timeline.append((time.monotonic() - began, await sample(readings=1)))
+
+    sampler = asyncio.create_task(watch(), name="chaos-sampler")
     try:
         await asyncio.sleep(seconds)
     finally:
         stop.set()
+        sampler.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sampler
         report.kills += await killer
         faults.stop_event.set()
         await asyncio.to_thread(faults.join, 30)
@@ -416,6 +430,7 @@ async def run_chaos(
 
         if opts.warmup > 0:
             stopped = await _chaos(sup, client, opts, opts.warmup, names, report)
+            report.timeline.clear()
             warm, who = await _wait_all_running(sup, stopped, opts.recovery_timeout)
             if warm is None:
                 report.problems.append(f"not all Running after the warm-up: {who}")
@@ -434,6 +449,8 @@ async def run_chaos(
         report.recovery_s, report.slowest = await _wait_all_running(
             sup, stopped, opts.recovery_timeout
         )
+        for at, fig in report.timeline:
+            say(f"  during chaos at {at:5.0f}s: {fig.line()}")
         states = ", ".join(f"{n} {k}" for k, n in sorted(report.at_stop.items()))
         say(
             f"when the faults stopped: {states}; longest backoff wait left "

@@ -273,3 +273,24 @@ def test_run_second_sigint_forces_a_slow_shutdown(
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
+
+
+def test_dashboard_keeps_running_and_says_so_when_the_config_turns_bad(
+    kubectl: str, sim_factory: Callable[..., Simulator], tmp_path: Path
+) -> None:
+    # Bad input inside the dashboard: a notification, the app and its forwards carry on.
+    sim = sim_factory(generated_world(2))
+    config = tmp_path / "config.yaml"
+    write_config(config, 2)
+    app = PtyApp("--config", str(config), "--kubeconfig", str(sim.kubeconfig_path))
+    try:
+        app.wait_text(r"2/2 running")
+        config.write_text("portForwards: [unclosed\n")
+        app.wait_text(r"not\s+reloaded")
+        assert app.proc.poll() is None
+        assert len(kubectls_of(app.proc.pid)) == 2
+        app.proc.send_signal(signal.SIGTERM)
+        assert app.proc.wait(10) == 0
+        assert wait_gone(app.proc.pid, 2)[0] == []
+    finally:
+        app.close()
