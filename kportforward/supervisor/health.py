@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -70,6 +72,114 @@ async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeRe
     finally:
         with contextlib.suppress(OSError):
             sock.close()
+
+
+class _Probe:
+    """One probe in flight, driven by loop callbacks (no task): connect, half-close, read."""
+
+    __slots__ = ("_callback", "_loop", "_sock", "_start", "_timeout", "_timer")
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        address: str,
+        port: int,
+        timeout: float,
+        callback: Callable[[ProbeResult], None],
+    ) -> None:
+        self._loop, self._callback, self._timeout = loop, callback, timeout
+        self._start = time.monotonic()
+        host = "127.0.0.1" if address in ("localhost", "0.0.0.0") else address
+        self._sock: socket.socket | None = socket.socket(
+            socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
+        )
+        self._sock.setblocking(False)
+        self._timer: asyncio.TimerHandle | None = loop.call_later(timeout, self._timed_out)
+        err = self._sock.connect_ex((host, port))
+        if err == 0:
+            self._connected()
+        elif err in (errno.EINPROGRESS, errno.EAGAIN):
+            loop.add_writer(self._sock.fileno(), self._connect_done)
+        else:
+            self._finish(False, _refused(err))
+
+    def _connect_done(self) -> None:
+        if self._sock is None:
+            return
+        self._loop.remove_writer(self._sock.fileno())
+        err = self._sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self._finish(False, _refused(err))
+        else:
+            self._connected()
+
+    def _connected(self) -> None:
+        assert self._sock is not None
+        try:
+            # Half-close: kubectl passes the EOF through; the backend closes; kubectl closes us.
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._finish(False, f"probe failed: {exc.strerror or exc}")
+            return
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        if self._sock is None:
+            return
+        try:
+            self._sock.recv(1)
+        except (BlockingIOError, InterruptedError):
+            return
+        except ConnectionResetError:
+            pass  # a reset still proves the far side answered
+        except OSError as exc:
+            self._finish(False, f"probe failed: {exc.strerror or exc}")
+            return
+        self._finish(True, "")
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        self._finish(False, f"no answer through the tunnel in {self._timeout:g}s", timed_out=True)
+
+    def cancel(self) -> None:
+        """Abandon the probe; its callback is never called."""
+        self._callback = _ignore
+        self._finish(False, "cancelled")
+
+    def _finish(self, ok: bool, reason: str, *, timed_out: bool = False) -> None:
+        sock, self._sock = self._sock, None
+        if sock is None:
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        fd = sock.fileno()
+        self._loop.remove_reader(fd)
+        self._loop.remove_writer(fd)
+        sock.close()
+        self._callback(ProbeResult(ok, time.monotonic() - self._start, reason, timed_out))
+
+
+def _ignore(_result: ProbeResult) -> None:
+    pass
+
+
+def _refused(err: int) -> str:
+    if err == errno.ECONNREFUSED:
+        return "local port refused the connection"
+    return f"probe failed: {os.strerror(err)}"
+
+
+def start_probe(
+    address: str, port: int, timeout: float, callback: Callable[[ProbeResult], None]
+) -> _Probe:
+    """Start a tunnel probe driven by loop callbacks; ``callback(result)`` runs once, in the loop.
+
+    The cheap form of :func:`probe_tunnel` for the supervisor's steady state: no task, no
+    coroutine, one timer — so probing a hundred tunnels a second costs little. Returns a handle
+    whose ``cancel()`` abandons the probe.
+    """
+    return _Probe(asyncio.get_running_loop(), address, port, timeout, callback)
 
 
 ProbeAccess = Callable[[str | None, str | None, str | None], Awaitable[tuple[bool, str, str]]]

@@ -15,12 +15,12 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from kportforward.core.backoff import Backoff
 from kportforward.core.models import ForwardSpec, ForwardStatus, Transition
 from kportforward.core.states import Event, ForwardState, has_process, next_state
-from kportforward.supervisor.health import probe_tunnel
+from kportforward.supervisor.health import ProbeResult, start_probe
 from kportforward.supervisor.kubectl import LOG_LINES, Classification, Failure, KubectlProcess
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Tuning:
     """Delay before the second probe after a first failure."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
-    spawn_window: float = 5.0
+    spawn_window: float = 1.0
     """A starting kubectl holds its spawn slot until ready, or this long at most."""
     stop_interrupt_wait: float = 1.0
     stop_term_wait: float = 0.5
@@ -117,6 +117,9 @@ class ForwardRunner:
         self._wake = asyncio.Event()
         self._reresolve = False
         self._tunnel_answers = False
+        self._probe: Any = None
+        self._probe_timer: asyncio.TimerHandle | None = None
+        self._probe_result: ProbeResult | None = None
         self.task: asyncio.Task[None] | None = None
 
     # -- commands -------------------------------------------------------------------------------
@@ -278,70 +281,106 @@ class ForwardRunner:
         """Watch one kubectl until it exits or a command ends it.
 
         With ``slot_until``, return early as soon as it is ready or that moment has passed.
+        While Running, probes are driven by loop callbacks (``_schedule_probe``) and wake this
+        task only when a result needs a transition, so a healthy forward costs no task wake-ups.
         """
         tuning = self.host.tuning
         connect_deadline = proc.started + tuning.connect_timeout
-        next_probe = time.monotonic() + tuning.monitoring_interval
-        while True:
-            self._wake.clear()
-            if self._commands:
-                await self._stop_proc(proc)
-                self._apply_commands()
-                return
-            if proc.exited:
-                self._on_exit(proc)
-                return
-            now = time.monotonic()
-            if self.state is S.CONNECTING:
-                if proc.ready.is_set():
-                    self._transition(Event.READY, self._ready_reason(proc))
-                    next_probe = now + tuning.monitoring_interval
-                    if slot_until is not None:
-                        return
-                    continue
-                if now >= connect_deadline:
+        try:
+            while True:
+                self._wake.clear()
+                if self._commands:
                     await self._stop_proc(proc)
-                    self.retry_at = self._wall() + self.backoff.next_delay()
-                    self._transition(
-                        Event.EXITED, f"no 'Forwarding from' within {tuning.connect_timeout:g}s"
-                    )
+                    self._apply_commands()
                     return
-                if slot_until is not None:
-                    if now >= slot_until:
+                if proc.exited:
+                    self._on_exit(proc)
+                    return
+                now = time.monotonic()
+                if self.state is S.CONNECTING:
+                    if proc.ready.is_set():
+                        self._transition(Event.READY, self._ready_reason(proc))
+                        if slot_until is not None:
+                            return
+                        continue
+                    if now >= connect_deadline:
+                        await self._stop_proc(proc)
+                        self.retry_at = self._wall() + self.backoff.next_delay()
+                        self._transition(
+                            Event.EXITED, f"no 'Forwarding from' within {tuning.connect_timeout:g}s"
+                        )
                         return
-                    await self._sleep(min(connect_deadline, slot_until) - now)
-                else:
-                    await self._sleep(connect_deadline - now)
-                continue
-            if slot_until is not None:
-                return
-            if now < next_probe:
-                await self._sleep(next_probe - now)
-                continue
-            result = await probe_tunnel(self.spec.address, self.local_port, tuning.probe_timeout)
-            if proc.exited or self._commands:
-                continue
-            if result.ok:
-                self._probes += 1
-                self._tunnel_answers = True
-                self.latencies.append(result.latency)
-                self._transition(Event.PROBE_OK, "probe through the tunnel passed again")
-                next_probe = time.monotonic() + tuning.monitoring_interval
-                continue
-            if result.timed_out:
-                self._probes += 1  # kubectl accepted it (and printed Handling connection)
-                if not self._tunnel_answers:
-                    # This backend has never answered an EOF: silence proves nothing here.
-                    next_probe = time.monotonic() + tuning.monitoring_interval
+                    if slot_until is not None:
+                        if now >= slot_until:
+                            return
+                        await self._sleep(min(connect_deadline, slot_until) - now)
+                    else:
+                        await self._sleep(connect_deadline - now)
                     continue
-            self.last_error = result.reason
+                if slot_until is not None:
+                    return
+                result, self._probe_result = self._probe_result, None
+                if result is not None and await self._on_probe_result(proc, result):
+                    return
+                if self._probe_timer is None and self._probe is None:
+                    delay = tuning.degraded_reprobe if self.state is S.DEGRADED else None
+                    self._schedule_probe(delay)
+                await self._sleep(None)
+        finally:
+            if slot_until is None or not has_process(self.state):
+                self._cancel_probe()
+
+    async def _on_probe_result(self, proc: KubectlProcess, result: ProbeResult) -> bool:
+        """Apply a probe result that needs a transition; True when the kubectl was stopped."""
+        if result.ok:
+            self._transition(Event.PROBE_OK, "probe through the tunnel passed again")
+            return False
+        self.last_error = result.reason
+        if self.state is S.RUNNING:
+            self._transition(Event.PROBE_FAILED, f"probe failed: {result.reason}")
+            return False
+        await self._stop_proc(proc)
+        self._transition(Event.PROBE_FAILED, f"tunnel dead ({result.reason}); restarting")
+        return True
+
+    def _schedule_probe(self, delay: float | None = None) -> None:
+        interval = self.host.tuning.monitoring_interval if delay is None else delay
+        loop = asyncio.get_running_loop()
+        self._probe_timer = loop.call_later(interval, self._start_probe)
+
+    def _start_probe(self) -> None:
+        self._probe_timer = None
+        tuning = self.host.tuning
+        self._probe = start_probe(
+            self.spec.address, self.local_port, tuning.probe_timeout, self._probe_done
+        )
+
+    def _probe_done(self, result: ProbeResult) -> None:
+        """A probe finished (in the loop). Healthy and Running: just schedule the next one."""
+        self._probe = None
+        if result.ok or result.timed_out:
+            self._probes += 1  # kubectl accepted it and printed "Handling connection"
+        if result.ok:
+            self._tunnel_answers = True
+            self.latencies.append(result.latency)
             if self.state is S.RUNNING:
-                self._transition(Event.PROBE_FAILED, f"probe failed: {result.reason}")
-                next_probe = time.monotonic() + tuning.degraded_reprobe
-                continue
-            await self._stop_proc(proc)
-            self._transition(Event.PROBE_FAILED, f"tunnel dead ({result.reason}); restarting")
+                self._schedule_probe()
+                return
+        elif result.timed_out and not self._tunnel_answers:
+            # This backend has never answered an EOF: silence proves nothing here.
+            self._schedule_probe()
             return
+        self._probe_result = result
+        self._wake.set()
+
+    def _cancel_probe(self) -> None:
+        if self._probe_timer is not None:
+            self._probe_timer.cancel()
+            self._probe_timer = None
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+        self._probe_result = None
 
     def _ready_reason(self, proc: KubectlProcess) -> str:
         target = f"{self.spec.target}:{self.spec.target_port}"
