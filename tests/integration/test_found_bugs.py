@@ -202,3 +202,38 @@ async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_
     finally:
         await h.close()
     assert max(waits) <= 1.0, f"Cooldown waits after healthy runs: {[round(w, 2) for w in waits]}"
+
+
+def test_sim_answers_the_next_request_on_a_connection_after_a_watch_ends(sim_factory) -> None:
+    """kportforward/sim/api.py ``Api._watch`` (line ~250): ``gone = ensure_future(reader.read(1))``
+    detects a client that leaves; when the watch ends by its ``timeoutSeconds`` the task is only
+    cancelled, not awaited, and the server loop (sim/server.py ``_serve``, keep-alive) calls
+    ``read_request(reader)`` while that read is still the reader's waiter: "RuntimeError:
+    readuntil() called while another coroutine is already waiting" — the connection is dropped
+    without an answer (seen in the chaos run as "pod watch … connection broken"). Had the client's
+    next request arrived first, ``gone`` would have eaten its first byte instead.
+
+    Fix: end the connection after a watch (send ``Connection: close`` in the watch's head and
+    make ``_dispatch`` return False for watches), or await the cancelled ``gone`` and hand any byte
+    it read back to the request parser.
+    """
+    import socket
+
+    sim = sim_factory(generated_world(1))
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=10) as s:
+        s.sendall(
+            b"GET /api/v1/namespaces/default/pods?watch=true&timeoutSeconds=1 HTTP/1.1\r\n"
+            b"Host: sim\r\n\r\n"
+        )
+        data = b""
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(65536)
+            assert chunk, "the watch ended without its final chunk"
+            data += chunk
+        if b"connection: close" in data.split(b"\r\n\r\n", 1)[0].lower():
+            return  # the fix's first form: the server closes instead of keeping the connection
+        s.sendall(b"GET /version HTTP/1.1\r\nHost: sim\r\nConnection: close\r\n\r\n")
+        response = b""
+        while chunk := s.recv(65536):
+            response += chunk
+    assert response.startswith(b"HTTP/1.1 200"), response[:200]
