@@ -19,9 +19,11 @@ import errno
 import logging
 import os
 import socket
+import struct
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from kportforward.core.backoff import Backoff
 
@@ -156,8 +158,15 @@ class _Probe:
         fd = sock.fileno()
         self._loop.remove_reader(fd)
         self._loop.remove_writer(fd)
+        # Close with a reset: no TIME_WAIT left per probe (thousands of them would make every
+        # later connect() search longer for a free ephemeral port).
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         sock.close()
         self._callback(ProbeResult(ok, time.monotonic() - self._start, reason, timed_out))
+
+
+_LINGER_RESET = struct.pack("ii", 1, 0)
 
 
 def _ignore(_result: ProbeResult) -> None:
@@ -276,3 +285,79 @@ class ClusterHealth:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._down.clear()
+
+
+class TunnelProber:
+    """Decides which Running forwards get a tunnel probe, so the cost stays flat as forwards grow.
+
+    Every ``monitoringInterval`` (one timer, aligned so the probes and their answers share a few
+    loop wake-ups) it probes up to ``budget × interval`` forwards, round-robin: with up to that
+    many forwards each is probed every interval; with more, each every few intervals. When a
+    probe fails, every Running forward of the same cluster is probed at once (``escalate``), so a
+    hung API server is seen by all of its forwards within one probe timeout.
+    """
+
+    def __init__(
+        self,
+        interval: Callable[[], float],
+        key: Callable[[Any], Any],
+        budget: float = 20.0,
+    ) -> None:
+        self._interval = interval
+        self._key = key
+        self.budget = budget
+        """Probes per second, at most, in the steady state."""
+        self._members: dict[Any, None] = {}
+        self._pos = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self.ticks = 0
+
+    def add(self, runner: Any) -> None:
+        """``runner`` is Running: include it in the rotation (idempotent)."""
+        if runner not in self._members:
+            self._members[runner] = None
+            if self._timer is None:
+                self._arm()
+
+    def remove(self, runner: Any) -> None:
+        """``runner`` left Running (or is probing on its own while Degraded)."""
+        self._members.pop(runner, None)
+        if not self._members and self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def escalate(self, runner: Any) -> None:
+        """A probe of ``runner`` failed: probe every other member of its cluster now."""
+        key = self._key(runner)
+        for other in list(self._members):
+            if other is not runner and self._key(other) == key:
+                other.probe_now()
+
+    def close(self) -> None:
+        """Stop the timer and forget every member."""
+        self._members.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _arm(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = max(0.01, self._interval())
+        self._timer = loop.call_at((loop.time() // interval + 1) * interval, self._tick)
+
+    def _tick(self) -> None:
+        self._timer = None
+        self.ticks += 1
+        members = list(self._members)
+        if not members:
+            return
+        quota = max(1, int(self.budget * self._interval()))
+        if len(members) <= quota:
+            due = members
+        else:
+            start = self._pos % len(members)
+            due = (members[start:] + members[:start])[:quota]
+            self._pos = start + quota
+        for runner in due:
+            runner.probe_now()
+        self._arm()

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from kportforward.core.backoff import Backoff
 from kportforward.core.models import ForwardSpec, ForwardStatus, Transition
 from kportforward.core.states import Event, ForwardState, has_process, next_state
-from kportforward.supervisor.health import ProbeResult, start_probe
+from kportforward.supervisor.health import ProbeResult, TunnelProber, start_probe
 from kportforward.supervisor.kubectl import LOG_LINES, Classification, Failure, KubectlProcess
 
 log = logging.getLogger(__name__)
@@ -33,9 +33,9 @@ class Tuning:
     """Timings of one runner; tests shrink them."""
 
     monitoring_interval: float = 1.0
-    probe_timeout: float = 1.0
-    degraded_reprobe: float = 0.25
-    """Delay before the second probe after a first failure."""
+    probe_timeout: float = 0.5
+    degraded_reprobe: float = 0.0
+    """Delay before the second probe after a first failure (it follows at once by default)."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
     spawn_window: float = 1.0
@@ -48,6 +48,7 @@ class RunnerHost(Protocol):
     """What a runner needs from the supervisor."""
 
     tuning: Tuning
+    prober: TunnelProber
 
     def emit(self, runner: ForwardRunner, previous: ForwardState, reason: str) -> None:
         """Publish one transition."""
@@ -281,8 +282,9 @@ class ForwardRunner:
         """Watch one kubectl until it exits or a command ends it.
 
         With ``slot_until``, return early as soon as it is ready or that moment has passed.
-        While Running, probes are driven by loop callbacks (``_schedule_probe``) and wake this
-        task only when a result needs a transition, so a healthy forward costs no task wake-ups.
+        While Running, the host's TunnelProber starts probes (``probe_now``) as loop callbacks; a
+        result wakes this task only when it needs a transition, so a healthy forward costs no
+        task wake-ups.
         """
         tuning = self.host.tuning
         connect_deadline = proc.started + tuning.connect_timeout
@@ -322,9 +324,13 @@ class ForwardRunner:
                 result, self._probe_result = self._probe_result, None
                 if result is not None and await self._on_probe_result(proc, result):
                     return
-                if self._probe_timer is None and self._probe is None:
-                    delay = tuning.degraded_reprobe if self.state is S.DEGRADED else None
-                    self._schedule_probe(delay)
+                if self.state is S.RUNNING:
+                    self.host.prober.add(self)
+                elif self._probe_timer is None and self._probe is None:  # Degraded: re-probe
+                    self.host.prober.remove(self)
+                    self._probe_timer = asyncio.get_running_loop().call_later(
+                        tuning.degraded_reprobe, self._start_probe
+                    )
                 await self._sleep(None)
         finally:
             if slot_until is None or not has_process(self.state):
@@ -343,10 +349,10 @@ class ForwardRunner:
         self._transition(Event.PROBE_FAILED, f"tunnel dead ({result.reason}); restarting")
         return True
 
-    def _schedule_probe(self, delay: float | None = None) -> None:
-        interval = self.host.tuning.monitoring_interval if delay is None else delay
-        loop = asyncio.get_running_loop()
-        self._probe_timer = loop.call_later(interval, self._start_probe)
+    def probe_now(self) -> None:
+        """Start a tunnel probe unless one is already pending (called by the prober)."""
+        if self._probe is None and self._probe_timer is None and self.state is S.RUNNING:
+            self._start_probe()
 
     def _start_probe(self) -> None:
         self._probe_timer = None
@@ -364,16 +370,16 @@ class ForwardRunner:
             self._tunnel_answers = True
             self.latencies.append(result.latency)
             if self.state is S.RUNNING:
-                self._schedule_probe()
-                return
+                return  # the prober picks the next moment
         elif result.timed_out and not self._tunnel_answers:
-            # This backend has never answered an EOF: silence proves nothing here.
-            self._schedule_probe()
-            return
+            return  # this backend has never answered an EOF: silence proves nothing here
+        else:
+            self.host.prober.escalate(self)
         self._probe_result = result
         self._wake.set()
 
     def _cancel_probe(self) -> None:
+        self.host.prober.remove(self)
         if self._probe_timer is not None:
             self._probe_timer.cancel()
             self._probe_timer = None

@@ -24,7 +24,7 @@ from kportforward.core.models import ClusterStatus, Config, ForwardStatus
 from kportforward.core.ports import PortChecker
 from kportforward.core.states import Event, ForwardState, has_process
 from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent, SupervisorEvent
-from kportforward.supervisor.health import ClusterHealth, ClusterKey, ProbeAccess
+from kportforward.supervisor.health import ClusterHealth, ClusterKey, ProbeAccess, TunnelProber
 from kportforward.supervisor.kubectl import Classification, build_argv
 from kportforward.supervisor.runner import ForwardRunner, Tuning
 
@@ -54,6 +54,7 @@ class Supervisor:
         port_checker: PortChecker | None = None,
         watch_interval: float = 1.0,
         sample_interval: float = 5.0,
+        probe_budget: float = 20.0,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
@@ -78,6 +79,9 @@ class Supervisor:
             self._cluster_changed, probe_access, cluster_backoff or Backoff
         )
         self._runners: dict[str, ForwardRunner] = {}
+        self.prober = TunnelProber(
+            lambda: self.tuning.monitoring_interval, self.cluster_key, probe_budget
+        )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._assigned: dict[str, tuple[int, str | None]] = {}
         self._unresolved: dict[str, str] = {}
@@ -207,6 +211,7 @@ class Supervisor:
                     await task
             self._tasks.clear()
             await self._clusters.close()
+            self.prober.close()
             if self._pod_watcher is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.to_thread(self._pod_watcher.close)
@@ -473,8 +478,9 @@ class Supervisor:
 
 def _probe_timeout(interval: float) -> float:
     """How long a probe may wait for the tunnel's answer: healthy answers take milliseconds, and
-    two failed probes must fit, with the interval, in about 3 s (the dead-tunnel budget)."""
-    return min(0.75, max(0.5, interval))
+    the interval plus three timeouts (the failing probe, the cluster-wide one, the confirming
+    one) must fit in the 3 s dead-tunnel budget."""
+    return min(0.5, max(0.25, interval))
 
 
 def _reclaim(port: int, address: str, name: str) -> str | None:
