@@ -83,9 +83,12 @@ class RowCells(NamedTuple):
     exposed: bool
 
 
+_STATUS_WORDS = {state: f"{glyph} {state.value}" for state, glyph in GLYPHS.items()}
+
+
 def status_text(status: ForwardStatus, now: float) -> str:
     """Glyph and word, plus the countdown for a forward in Cooldown: ``◦ Cooldown 12s``."""
-    text = f"{GLYPHS[status.state]} {status.state.value}"
+    text = _STATUS_WORDS[status.state]
     if status.state is ForwardState.COOLDOWN and status.retry_at is not None:
         text += f" {format_duration(max(0.0, status.retry_at - now))}"
     return text

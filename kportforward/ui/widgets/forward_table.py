@@ -101,6 +101,10 @@ class ForwardTable(ScrollView, can_focus=True):
         self.filter_text = ""
         self._cursor_name: str | None = None
         self._cursor_row = 0
+        self._palette: tuple[dict[str, Style], dict[str, Style], Style] | None = None
+        self._widths_cache: tuple[tuple[int, int, int], list[int]] | None = None
+        self._width = 0
+        self._strips: dict[str, tuple[ForwardStatus, tuple[object, ...], Strip]] = {}
 
     # --- data in ---------------------------------------------------------------------------
 
@@ -108,6 +112,7 @@ class ForwardTable(ScrollView, can_focus=True):
         """Replace every row (forwards not in ``statuses`` disappear)."""
         self._statuses = {s.name: s for s in statuses}
         self._cells.clear()
+        self._strips.clear()
         self._measure(self._statuses.values(), reset=True)
         self._reorder()
 
@@ -115,9 +120,21 @@ class ForwardTable(ScrollView, can_focus=True):
         """Apply a batch of new statuses (one per forward); rows change in place."""
         if not changed:
             return
-        new_names = any(name not in self._statuses for name in changed)
-        self._statuses.update(changed)
-        self._measure(changed.values(), reset=False)
+        old = self._statuses
+        new_names = False
+        resized = []
+        for name, status in changed.items():
+            before = old.get(name)
+            if before is None:
+                new_names = True
+            if (
+                before is None
+                or before.spec is not status.spec
+                or before.local_port != status.local_port
+            ):
+                resized.append(status)  # only a new spec or port can change a column's width
+        old.update(changed)
+        self._measure(resized, reset=False)
         if new_names or self.filter_text or self.sort_key != "name":
             self._reorder()
         else:
@@ -128,6 +145,7 @@ class ForwardTable(ScrollView, can_focus=True):
         for name in names:
             self._statuses.pop(name, None)
             self._cells.pop(name, None)
+            self._strips.pop(name, None)
         self._measure(self._statuses.values(), reset=True)
         self._reorder()
 
@@ -191,7 +209,9 @@ class ForwardTable(ScrollView, can_focus=True):
         self._url_width = min(url_w, URL_MAX)
 
     def _reorder(self, *, follow_cursor: bool = False) -> None:
-        shown = [s for s in self._statuses.values() if matches(s, self.filter_text)]
+        shown = list(self._statuses.values())
+        if self.filter_text.strip():
+            shown = [s for s in shown if matches(s, self.filter_text)]
         self._order = [s.name for s in sort_statuses(shown, self.sort_key, self.reverse)]
         self._index = {name: i for i, name in enumerate(self._order)}
         if self._cursor_name in self._index:
@@ -226,6 +246,7 @@ class ForwardTable(ScrollView, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         """Keep the virtual width equal to the widget: the reason column absorbs the rest."""
         self.virtual_size = Size(event.size.width, len(self._order) + 1)
+        self._width = self.size.width  # Widget.size walks the compositor: once per resize
 
     def action_cursor_up(self) -> None:
         """Move the cursor up one row."""
@@ -271,6 +292,9 @@ class ForwardTable(ScrollView, can_focus=True):
     # --- rendering --------------------------------------------------------------------------
 
     def _widths(self, total: int) -> list[int]:
+        key = (total, self._name_width, self._url_width)
+        if self._widths_cache is not None and self._widths_cache[0] == key:
+            return self._widths_cache[1]
         widths = []
         for col in COLUMNS:
             if col.field == "name":
@@ -283,6 +307,7 @@ class ForwardTable(ScrollView, can_focus=True):
             widths.append(max(width, len(col.title) + (2 if col.sort_key else 0)))
         used = sum(widths[:-1]) + len(COLUMNS) + 1
         widths[-1] = max(0, total - used)
+        self._widths_cache = (key, widths)
         return widths
 
     def _row_cells(self, name: str, status: ForwardStatus) -> RowCells:
@@ -296,51 +321,96 @@ class ForwardTable(ScrollView, can_focus=True):
     def _style(self, *names: str) -> Style:
         return self.get_component_rich_style(*names, partial=True)
 
+    def notify_style_update(self) -> None:
+        """The CSS (theme, focus) changed: rebuild the cached styles and lines."""
+        super().notify_style_update()
+        self._palette = None
+        self._strips.clear()
+
+    def _get_palette(self) -> tuple[dict[str, Style], dict[str, Style], Style]:
+        # Widget.rich_style and style additions cost more than the rest of a line: once per CSS.
+        if self._palette is None:
+            base = self.rich_style
+
+            def roles(line: Style) -> dict[str, Style]:
+                out = {"plain": line}
+                for role in ("good", "warn", "bad", "busy", "idle", "mark", "dim"):
+                    out[role] = line + self._style(f"forward-table--{role}")
+                return out
+
+            cursor = base + self._style("forward-table--cursor")
+            header = base + self._style("forward-table--header")
+            self._palette = (roles(base), roles(cursor), header)
+        return self._palette
+
     def render_line(self, y: int) -> Strip:
         """One line of the table: the header at y=0, then the rows from the scroll offset."""
-        width = self.size.width
-        base = self.rich_style
+        width = self._width
+        plain, cursor, header = self._get_palette()
         widths = self._widths(width)
         if y == 0:
-            return self._header(widths, base + self._style("forward-table--header"), width)
+            return self._header(widths, header, width)
         row = int(self.scroll_y) + y - 1
         if row >= len(self._order):
-            return Strip.blank(width, base)
+            return Strip.blank(width, plain["plain"])
         name = self._order[row]
-        cells = self._row_cells(name, self._statuses[name])
-        line_style = base
-        if row == self._cursor_row:
-            line_style = base + self._style("forward-table--cursor")
-        tone = line_style + self._style(f"forward-table--{cells.tone}")
-        mark = line_style + self._style("forward-table--mark")
-        dim = line_style + self._style("forward-table--dim")
+        status = self._statuses[name]
+        on_cursor = row == self._cursor_row
+        key = (self._tick, on_cursor, width, self._name_width, self._url_width)
+        cached = self._strips.get(name)
+        if cached is not None and cached[0] is status and cached[1] == key:
+            return cached[2]
+        palette = cursor if on_cursor else plain
+        strip = self._row_strip(self._row_cells(name, status), palette, widths, width)
+        self._strips[name] = (status, key, strip)
+        return strip
+
+    def _row_strip(
+        self, cells: RowCells, palette: dict[str, Style], widths: list[int], width: int
+    ) -> Strip:
+        line = palette["plain"]
         styles = {
-            "name": mark if cells.exposed else line_style,
-            "status": tone,
-            "port": mark if cells.port_moved else line_style,
-            "reason": dim,
+            "name": palette["mark"] if cells.exposed else line,
+            "status": palette[cells.tone],
+            "port": palette["mark"] if cells.port_moved else line,
+            "reason": palette["dim"],
         }
-        segments = [Segment(" ", line_style)]
+        # Neighbouring cells in the same style become one segment: fewer segments to crop.
+        segments: list[Segment] = []
+        text, style = " ", line
         for col, w in zip(COLUMNS, widths, strict=True):
-            text = getattr(cells, col.field)
-            segments.append(Segment(_fit(text, w), styles.get(col.field, line_style)))
-            segments.append(Segment(" ", line_style))
-        return Strip(segments).adjust_cell_length(width, line_style)
+            cell_style = styles.get(col.field, line)
+            cell = _fit(getattr(cells, col.field), w)
+            if cell_style is style:
+                text += cell + " "
+            else:
+                segments.append(Segment(text, style))
+                text, style = cell, cell_style
+                if style is line:
+                    text += " "
+                else:
+                    segments.append(Segment(text, style))
+                    text, style = " ", line
+        segments.append(Segment(text, style))
+        if sum(widths) + len(widths) + 1 == width:  # the cells fill the line exactly
+            return Strip(segments, width)
+        return Strip(segments).adjust_cell_length(width, line)
 
     def _header(self, widths: list[int], style: Style, width: int) -> Strip:
-        segments = [Segment(" ", style)]
         arrow = " ▼" if self.reverse else " ▲"
-        for col, w in zip(COLUMNS, widths, strict=True):
-            title = col.title + (arrow if col.sort_key == self.sort_key else "")
-            segments.append(Segment(_fit(title, w), style))
-            segments.append(Segment(" ", style))
-        return Strip(segments).adjust_cell_length(width, style)
+        text = " " + "".join(
+            _fit(col.title + (arrow if col.sort_key == self.sort_key else ""), w) + " "
+            for col, w in zip(COLUMNS, widths, strict=True)
+        )
+        return Strip([Segment(text, style)]).adjust_cell_length(width, style)
 
 
 def _fit(text: str, width: int) -> str:
     """``text`` padded or cut (with an ellipsis) to exactly ``width`` cells."""
     if width <= 0:
         return ""
+    if text.isascii():  # the common case, and one cell per character
+        return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
     if len(text) > width:
         return set_cell_size(text[: width - 1] + "…", width)
     return set_cell_size(text, width)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.markup import escape
 from textual.widgets import Static
 
@@ -33,6 +34,7 @@ class SummaryBar(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self._shown: dict[str, str] = {}
+        self._lines: dict[str, int] = {}
 
     def compose(self) -> ComposeResult:
         """The clusters line, the counts line and the notice line."""
@@ -66,7 +68,13 @@ class SummaryBar(Vertical):
         self._set("#notice", text)
 
     def _set(self, selector: str, markup: str) -> None:
-        # Updating a Static costs a layout pass; most batches leave these lines unchanged.
-        if self._shown.get(selector) != markup:
-            self._shown[selector] = markup
-            self.query_one(selector, Static).update(markup)
+        # A layout pass re-renders the whole screen; only pay for one when a line's wrapped
+        # height changes, otherwise repaint the line in place.
+        if self._shown.get(selector) == markup:
+            return
+        self._shown[selector] = markup
+        widget = self.query_one(selector, Static)
+        width = max(1, widget.size.width or self.app.size.width - 2)
+        lines = max(1, -(-Content.from_markup(markup).cell_length // width))
+        widget.update(markup, layout=lines != self._lines.get(selector))
+        self._lines[selector] = lines
