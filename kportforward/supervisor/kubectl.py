@@ -14,10 +14,13 @@ import contextlib
 import ctypes
 import ctypes.util
 import enum
+import functools
 import logging
 import os
 import re
+import shutil
 import signal
+import subprocess
 import sys
 import time
 from collections import deque
@@ -149,6 +152,37 @@ def build_argv(
     return argv
 
 
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux ``setpriv`` if it can set a parent-death signal (Linux only)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    path = shutil.which("setpriv")
+    if path is None:
+        return None
+    try:
+        subprocess.run(
+            [path, "--pdeathsig", "KILL", "--", "true"], check=True, capture_output=True, timeout=5
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return path
+
+
+def pdeathsig_argv(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
+    """``argv`` wrapped so Linux SIGKILLs the child when our (event-loop) thread dies.
+
+    ``setpriv --pdeathsig KILL -- kubectl …`` execs kubectl in place (same pid), and lets Python
+    spawn with vfork: about 0.4 ms of CPU per spawn instead of the ~4 ms a ``preexec_fn`` costs
+    (it forces a full fork of the whole supervisor), with the event loop blocked meanwhile.
+    Without setpriv, a ``preexec_fn`` calling prctl(PR_SET_PDEATHSIG) does the same job.
+    """
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv], None
+    return argv, _pdeathsig_preexec()
+
+
 def _pdeathsig_preexec() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGKILL the child when our (event-loop) thread dies."""
     if not sys.platform.startswith("linux"):
@@ -230,15 +264,16 @@ class KubectlProcess:
         child_env = dict(os.environ if env is None else env)
         child_env[OWNER_ENV] = str(os.getpid())
         child_env[FORWARD_ENV] = forward
+        wrapped, preexec = pdeathsig_argv(argv)
         transport, _ = await loop.subprocess_exec(
             lambda: _Protocol(proc),
-            *argv,
+            *wrapped,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=child_env,
             start_new_session=True,
-            preexec_fn=_pdeathsig_preexec(),
+            preexec_fn=preexec,
             close_fds=True,
         )
         proc._transport = transport

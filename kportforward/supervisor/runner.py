@@ -38,7 +38,7 @@ class Tuning:
     """Delay before the second probe after a first failure (it follows at once by default)."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
-    spawn_window: float = 1.0
+    spawn_window: float = 0.5
     """A starting kubectl holds its spawn slot until ready, or this long at most."""
     stop_interrupt_wait: float = 1.0
     stop_term_wait: float = 0.5
