@@ -27,9 +27,6 @@ from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEve
 from kportforward.supervisor.protocol import SupervisorProtocol
 from kportforward.ui import actions
 from kportforward.ui.presenters import format_clock
-from kportforward.ui.screens.details import DetailsScreen
-from kportforward.ui.screens.help import HelpScreen
-from kportforward.ui.screens.log import LogScreen
 from kportforward.ui.screens.main import MainScreen
 from kportforward.ui.signals import QuitSignals
 from kportforward.ui.updates import StatusCoalescer
@@ -330,15 +327,21 @@ class KPortForwardApp(App[None]):
         """Open the details screen of ``name`` (default: the selected forward)."""
         name = name or self.selected_name()
         if name and name in self.statuses:
+            from kportforward.ui.screens.details import DetailsScreen  # later: a faster first frame
+
             self.push_screen(DetailsScreen(name))
 
     def action_log(self) -> None:
         """Open the live kubectl log of the selected forward."""
         if (status := self._selected()) is not None:
+            from kportforward.ui.screens.log import LogScreen
+
             self.push_screen(LogScreen(status.name))
 
     def action_help(self) -> None:
         """Show every key."""
+        from kportforward.ui.screens.help import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen())
 
