@@ -217,6 +217,9 @@ class Api:
                     "Content-Type": "application/json",
                     "Transfer-Encoding": "chunked",
                     "Cache-Control": "no-cache, private",
+                    # The connection ends with the watch: the read that notices a departing
+                    # client may have consumed bytes of a next request.
+                    "Connection": "close",
                 },
             )
         )

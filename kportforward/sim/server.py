@@ -264,7 +264,7 @@ class Simulator(Faults):
         if req.query.get("watch") in ("true", "1") and route(req.path) is not None:
             self._record(req, 200)
             await self._api.handle(req, writer, reader)
-            return req.keep_alive
+            return False  # a watch always ends its connection (see Api._watch)
         if await self._api.handle(req, writer) is None:
             return self._reply(req, writer, 404, denial(404, req))
         return req.keep_alive
