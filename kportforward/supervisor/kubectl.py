@@ -88,6 +88,12 @@ _RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
         (r"error upgrading connection: .*not found", Failure.RETRY, "pod went away"),
         (r"\(NotFound\)", Failure.FATAL, "not found"),
         (r"does not have a service port|does not have a named port", Failure.FATAL, "no such port"),
+        (
+            r"context \S+ does not exist|context was not found|no configuration has been provided|"
+            r"invalid configuration|error loading config file|Error in configuration|^error: stat ",
+            Failure.FATAL,
+            "kubeconfig problem",
+        ),
         (r"lost connection to pod", Failure.RETRY, "lost connection to pod"),
         (r"pod is not running", Failure.RETRY, "pod not running"),
         (r"timed out waiting for the condition", Failure.RETRY, "no running pod"),

@@ -76,6 +76,13 @@ CASES = [
         "local port busy",
     ),
     (["error: Service foo does not have a service port 1234"], Failure.FATAL, "no such port"),
+    (['error: context "gone" does not exist'], Failure.FATAL, "kubeconfig problem"),
+    (
+        ["Error in configuration: context was not found for specified context: gone"],
+        Failure.FATAL,
+        "kubeconfig problem",
+    ),
+    (["Error: stat /k/c: no such file or directory"], Failure.FATAL, "kubeconfig problem"),
     (
         [
             'E1122 15:20:00.1   42 portforward.go:424] "Unhandled Error" err="an error occurred '
