@@ -118,7 +118,7 @@ def all_running(sup: Supervisor) -> bool:
     return all(s.state is S.RUNNING for s in sup.snapshot())
 
 
-async def bench(n: int, idle: float, url: str, kubeconfig: str) -> None:
+async def bench(n: int, idle: float, url: str, kubeconfig: str, sim_pid: int) -> None:
     client = SimulatorClient(url)
     cores = os.cpu_count() or 1
     ports = free_ports(n)
@@ -130,15 +130,18 @@ async def bench(n: int, idle: float, url: str, kubeconfig: str) -> None:
     sup = Supervisor(Config(forwards=specs, settings=Settings()), kubectl="kubectl",
                      kubeconfig=kubeconfig)  # fmt: skip
     me = psutil.Process()
+    sim = psutil.Process(sim_pid)
     w = Watch(sup)
     try:
         # 1. launch
         t0 = time.monotonic()
         cpu0 = sum(me.cpu_times()[:2])
+        sim0 = sum(sim.cpu_times()[:2])
         await sup.start()
         await w.until(lambda: all_running(sup), 120, "all Running after launch")
         launch = time.monotonic() - t0
         cpu_sup = sum(me.cpu_times()[:2]) - cpu0
+        cpu_sim = sum(sim.cpu_times()[:2]) - sim0
         kubectl_cpu = 0.0
         for s in sup.snapshot():
             assert s.pid is not None
@@ -146,7 +149,9 @@ async def bench(n: int, idle: float, url: str, kubeconfig: str) -> None:
         limit = kubectl_cpu / cores
         print(f"launch: {n} forwards all Running in {launch:.2f} s; limit (kubectl CPU "
               f"{kubectl_cpu:.2f} s / {cores} cores) = {limit:.2f} s; ratio {launch / limit:.2f}; "
-              f"supervisor CPU {cpu_sup:.2f} s")  # fmt: skip
+              f"supervisor CPU {cpu_sup:.2f} s; simulator CPU {cpu_sim:.2f} s; floor with all three "
+              f"= {(kubectl_cpu + cpu_sup + cpu_sim) / cores:.2f} s; load average "
+              f"{os.getloadavg()[0]:.1f}")  # fmt: skip
 
         # 2. idle
         await asyncio.sleep(3.0)  # let the first probes and psutil samples settle
@@ -232,7 +237,7 @@ def main() -> None:
         url, kubeconfig = parent.recv()
         print(f"kubectl {subprocess.run(['kubectl', 'version', '--client'], capture_output=True, text=True).stdout.split()[2]}; "  # noqa: E501
               f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")  # fmt: skip
-        asyncio.run(bench(args.forwards, args.idle, url, kubeconfig))
+        asyncio.run(bench(args.forwards, args.idle, url, kubeconfig, proc.pid))
     finally:
         parent.send("stop")
         proc.join(30)

@@ -86,9 +86,13 @@ async def run_headless(
     def on_signal(signum: int) -> None:
         nonlocal signals
         signals += 1
-        log.info("signal %s (%d)", signal.Signals(signum).name, signals)
-        if signals > 1 and signum == signal.SIGINT:
-            supervisor.kill_all()  # a second Ctrl-C: no more waiting
+        name = signal.Signals(signum).name
+        log.info("signal %s (%d)", name, signals)
+        if signals == 1:
+            _say(err, f"kportforward: {name}: stopping every kubectl (Ctrl-C again to force)")
+        elif signum == signal.SIGINT:
+            killed = supervisor.kill_all()  # a second Ctrl-C: no more waiting
+            _say(err, f"kportforward: forced: killed {killed} kubectl process(es)")
         stop.set()
 
     installed = []
@@ -130,6 +134,14 @@ async def run_headless(
         for sig in installed:
             loop.remove_signal_handler(sig)
     return 0
+
+
+def _say(stream: TextIO, line: str) -> None:
+    try:
+        stream.write(line + "\n")
+        stream.flush()
+    except (BrokenPipeError, ValueError):
+        pass
 
 
 def _check_kubeconfigs(config: Config, explicit: str | None) -> None:

@@ -240,11 +240,14 @@ class Supervisor:
                 kclient.forget_client(kubeconfig, context)
         gc.collect()  # the pools close their sockets when collected
 
-    def kill_all(self) -> None:
-        """SIGKILL every kubectl group now (the forced path of a second Ctrl-C)."""
+    def kill_all(self) -> int:
+        """SIGKILL every kubectl group now (the forced path of a second Ctrl-C); how many."""
+        killed = 0
         for runner in self._runners.values():
-            if runner.proc is not None:
+            if runner.proc is not None and not runner.proc.exited:
                 runner.proc.kill()
+                killed += 1
+        return killed
 
     # -- runners --------------------------------------------------------------------------------
 

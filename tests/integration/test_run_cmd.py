@@ -168,3 +168,51 @@ def test_kubeconfig_problems_are_one_line_exit_2(kubectl, tmp_path):
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
         assert "Traceback" not in result.stderr
+
+
+STUBBORN = """#!{python}
+# A narrow stand-in for kubectl that ignores SIGINT and SIGTERM, so only SIGKILL stops it.
+import signal, socket, sys
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+signal.signal(signal.SIGTERM, signal.SIG_IGN)
+local, remote = sys.argv[-1].split(":")
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(local)))
+s.listen(16)
+print(f"Forwarding from 127.0.0.1:{{local}} -> {{remote}}", flush=True)
+while True:
+    c, _ = s.accept()
+    c.close()
+"""
+
+
+def test_second_sigint_forces_a_slow_shutdown(tmp_path):
+    fake = tmp_path / "kubectl"
+    fake.write_text(STUBBORN.format(python=sys.executable))
+    fake.chmod(0o755)
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    config = tmp_path / "kpf.yaml"
+    write_config(config, 1)
+    run = Run(
+        "--json", "--config", str(config), "--kubeconfig", str(kubeconfig), "--kubectl", str(fake)
+    )
+    try:
+        run.wait_for(running(1))
+        assert len(kubectls_of(run.proc.pid)) == 1
+        run.proc.send_signal(signal.SIGINT)
+        assert run.proc.stderr is not None
+        first = run.proc.stderr.readline()
+        assert "stopping" in first
+        run.proc.send_signal(signal.SIGINT)  # the stub ignores SIGINT/SIGTERM: this must force
+        assert run.finish() == 0
+        assert "forced: killed 1" in run.proc.stderr.read()
+        assert wait_no_kubectl(run.proc.pid) == []
+    finally:
+        run.kill()
