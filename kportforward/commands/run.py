@@ -155,6 +155,28 @@ def _check_kubeconfigs(config: Config, explicit: str | None) -> None:
         validate_kubeconfig_for_startup(kubeconfig, contexts)
 
 
+def check_credentials(config: Config, explicit: str | None, timeout: float = 10.0) -> None:
+    """Exit-2 error when a kubeconfig user cannot produce credentials (a failing exec plugin).
+
+    One access probe per (kubeconfig, context), concurrently and bounded by ``timeout``. Only a
+    ``config`` result is fatal here: an unreachable cluster or rejected credentials may recover,
+    so those forwards start and go Suspended instead.
+    """
+    from kportforward.errors import KubeconfigError
+    from kportforward.kube.access import probe_access
+
+    pairs = sorted({(s.kubeconfig or explicit, s.context) for s in config.forwards}, key=str)
+
+    async def probe_all() -> list[Any]:
+        return list(
+            await asyncio.gather(*(probe_access(ctx, kc, None, timeout) for kc, ctx in pairs))
+        )
+
+    for result in asyncio.run(probe_all()):
+        if result.kind == "config":
+            raise KubeconfigError(result.message, "fix the kubeconfig's user, or log in again")
+
+
 def main(args: Any) -> int:
     """``kportforward run``."""
     from kportforward.core.config import load_config, user_config_path
@@ -169,6 +191,7 @@ def main(args: Any) -> int:
         )
     kubeconfig = getattr(args, "kubeconfig", None)
     _check_kubeconfigs(config, kubeconfig)
+    check_credentials(config, kubeconfig)
     supervisor = Supervisor(
         config,
         kubectl=kubectl,

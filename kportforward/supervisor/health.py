@@ -232,6 +232,7 @@ class ClusterHealth:
         self._probe = probe or default_probe_access
         self._new_backoff = backoff
         self._down: dict[ClusterKey, _Suspension] = {}
+        self._backoffs: dict[ClusterKey, Backoff] = {}
         self.reachable: dict[ClusterKey, tuple[bool, str]] = {}
         """Last known reachability per cluster: (reachable, reason)."""
 
@@ -249,7 +250,14 @@ class ClusterHealth:
         """kubectl says ``key`` is unreachable or rejects us; start probing if not already."""
         if key in self._down:
             return
-        down = _Suspension(reason, self._new_backoff(), namespace)
+        # One Backoff per cluster for the process's life: a cluster that fails again soon after
+        # a probe revived it continues from where it was (no storm); after a long healthy stretch
+        # mark_stopped() forgets the earlier failures.
+        backoff = self._backoffs.get(key)
+        if backoff is None:
+            backoff = self._backoffs[key] = self._new_backoff()
+        backoff.mark_stopped()
+        down = _Suspension(reason, backoff, namespace)
         self._down[key] = down
         self.reachable[key] = (False, reason)
         down.task = asyncio.get_running_loop().create_task(
@@ -268,11 +276,14 @@ class ClusterHealth:
             except Exception as exc:  # a broken probe must not leave the cluster suspended forever
                 log.warning("access probe for %s failed: %s", key, exc)
                 ok, kind, message = False, "error", str(exc)
-            if ok or kind in ("forbidden", "config"):
-                # forbidden/config: the cluster answers; kubectl will report the real problem.
+            if ok or kind == "forbidden":
+                # forbidden: the cluster answers; kubectl will report the real problem.
                 break
+            # auth, network, and config (a failing or hanging exec credential plugin): stay
+            # suspended with the reason until a probe passes (the user logs in, the VPN is back).
             down.reason = f"{kind}: {message}" if message else kind
         self._down.pop(key, None)
+        down.backoff.mark_running()
         self.reachable[key] = (True, "access probe passed")
         self._on_change(key, True, "access probe passed")
 

@@ -83,6 +83,7 @@ _RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
             Failure.AUTH,
             "credentials rejected",
         ),
+        (r"getting credentials|exec plugin", Failure.AUTH, "credential plugin failed"),
         (r"error upgrading connection: .*forbidden", Failure.FATAL, "forbidden"),
         (r"\(Forbidden\)|is forbidden", Failure.FATAL, "forbidden"),
         (r"error upgrading connection: .*not found", Failure.RETRY, "pod went away"),

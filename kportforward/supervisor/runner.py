@@ -369,6 +369,10 @@ class ForwardRunner:
         if result.ok:
             self._tunnel_answers = True
             self.latencies.append(result.latency)
+            if self.backoff.attempts:
+                # Bytes went through: this attempt was healthy, so the next loss of the tunnel
+                # restarts at once. Only attempts that never carried a probe escalate.
+                self.backoff.reset()
             if self.state is S.RUNNING:
                 return  # the prober picks the next moment
         elif result.timed_out and not self._tunnel_answers:
