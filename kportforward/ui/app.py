@@ -316,6 +316,20 @@ class KPortForwardApp(App[None]):
         name = getattr(self.screen, "forward_name", None)
         return name if name is not None else self.main_screen.table.cursor_name
 
+    def fresh_status(self, name: str) -> ForwardStatus | None:
+        """The supervisor's current status of ``name``, including what changes without a
+        transition (probe latencies, RSS/CPU, connections); the last event's status otherwise."""
+        try:
+            getter = getattr(self.supervisor, "status", None)
+            if getter is not None:
+                return getter(name)
+            for status in self.supervisor.snapshot():
+                if status.name == name:
+                    return status
+        except KeyError:
+            return None
+        return self.statuses.get(name)
+
     def _selected(self) -> ForwardStatus | None:
         name = self.selected_name()
         status = self.statuses.get(name) if name else None

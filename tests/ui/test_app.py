@@ -357,3 +357,17 @@ async def test_slow_quit_says_so_and_a_second_q_exits_at_once() -> None:
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running)
     assert app.return_code == 130
+
+
+async def test_details_follow_figures_that_change_without_a_transition() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        app.main_screen.table.move_cursor_to("api")
+        await pilot.press("enter")
+        api = sup.snapshot()[1]
+        assert api.name == "api"
+        # RSS, connections and probe latencies change with no state transition (no event).
+        sup._statuses["api"] = replace(api, rss=64 * 1024 * 1024, connections=43)
+        await wait_for(pilot, lambda: "kubectl RSS  64.0 MiB" in screen_text(app))
+        assert "Connections  43" in screen_text(app)

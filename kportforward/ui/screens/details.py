@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import TYPE_CHECKING, ClassVar
 
 from textual.app import ComposeResult
@@ -54,18 +55,21 @@ class DetailsScreen(Screen[None]):
         self.set_interval(self.kapp.refresh_rate, self.refresh_details)
 
     def refresh_details(self) -> None:
-        """Re-read the forward's newest status from the app and redraw."""
-        status = self.kapp.statuses.get(self.forward_name)
+        """Re-read the forward's status from the supervisor and redraw."""
+        status = self.kapp.fresh_status(self.forward_name)
         title = self.query_one("#details-title", Static)
         if status is None:
             title.update(f"[b]{escape(self.forward_name)}[/b]  (no longer configured)")
             return
         now = self.kapp.clock()
         title.update(f"[b]{escape(status.name)}[/b]  {escape(status.url)}")
-        width = max(len(label) for label, _ in detail_fields(status, now))
+        fields = detail_fields(status, now)
+        width = max(len(label) for label, _ in fields)
+        room = self.query_one("#details-fields").size.width or 60
         lines = [
-            f"[$text-muted]{escape(label.ljust(width))}[/]  {escape(value)}"
-            for label, value in detail_fields(status, now)
+            f"[$text-muted]{escape(label.ljust(width))}[/]  "
+            + escape(hanging(value, room - width - 2, width + 2))
+            for label, value in fields
         ]
         self.query_one("#details-fields", Static).update("\n".join(lines))
         latencies = [v * 1000 for v in status.probe_latencies]
@@ -76,8 +80,18 @@ class DetailsScreen(Screen[None]):
         if latencies:
             self.query_one("#no-latency", Static).update("")
         rows = history_rows(status, self.kapp.tz, now)
+        room = self.query_one("#details-history").size.width or 60
+        lead = len(rows[0][0]) + 2 + 16 if rows else 0
         history = "\n".join(
-            f"[$text-muted]{escape(when)}[/]  {tone_markup(state.ljust(15), tone)} {escape(reason)}"
+            f"[$text-muted]{escape(when)}[/]  {tone_markup(state.ljust(15), tone)} "
+            + escape(hanging(reason, room - lead, lead))
             for when, state, reason, tone in rows
         )
         self.query_one("#details-history", Static).update(history or "(no transitions yet)")
+
+
+def hanging(text: str, width: int, indent: int) -> str:
+    """``text`` wrapped to ``width`` columns, continuation lines indented by ``indent``."""
+    if width < 10 or len(text) <= width:
+        return text
+    return ("\n" + " " * indent).join(textwrap.wrap(text, width, break_on_hyphens=False))

@@ -1,0 +1,77 @@
+"""Make the README's screenshots: the dashboard saves them itself, running the demo.
+
+Run: .venv/bin/python docs/screenshots/make_screenshots.py [--out docs/screenshots]
+
+Starts exactly what ``kportforward demo`` starts (the simulator with the demo world, the real
+kubectl through the real supervisor), opens the dashboard headless at 120x32, waits until every
+forward has settled, and saves ``dashboard.svg``, ``details.svg`` and ``help.svg`` with
+``App.save_screenshot``. Nothing of the user's kubeconfig or config is touched.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import time
+from pathlib import Path
+
+from kportforward.commands.demo import demo_environment
+from kportforward.core.config import load_config
+from kportforward.core.states import ForwardState
+from kportforward.supervisor.supervisor import Supervisor
+from kportforward.ui.app import KPortForwardApp, make_app
+
+SIZE = (120, 32)
+SETTLED = {ForwardState.RUNNING, ForwardState.FAILED}
+
+
+async def shoot(app: KPortForwardApp, out: Path, detail: str) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+
+        async def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+            deadline = time.monotonic() + timeout
+            while not predicate():
+                if time.monotonic() > deadline:
+                    states = {n: s.state.value for n, s in app.statuses.items()}
+                    raise SystemExit(f"the demo did not settle in time: {states}")
+                await pilot.pause(0.1)
+
+        await wait(lambda: app.statuses and all(s.state in SETTLED for s in app.statuses.values()))
+        await wait(lambda: len(app.fresh_status(detail).probe_latencies) >= 12)  # type: ignore[union-attr]
+        await pilot.pause(1.0)
+        app.save_screenshot("dashboard.svg", str(out))
+        app.main_screen.table.move_cursor_to(detail)
+        await pilot.press("enter")
+        await pilot.pause(0.5)
+        app.save_screenshot("details.svg", str(out))
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        await pilot.press("question_mark")
+        await pilot.pause(0.3)
+        app.save_screenshot("help.svg", str(out))
+        await pilot.press("escape", "q")
+        await wait(lambda: not app.is_running)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent))
+    parser.add_argument("--details", default="api-gateway", help="forward for details.svg")
+    args = parser.parse_args()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise SystemExit("kubectl is needed (the demo runs the real one)")
+    with demo_environment() as (_sim, config_path, kubeconfig):
+        supervisor = Supervisor(load_config(), kubectl=kubectl, kubeconfig=str(kubeconfig))
+        app = make_app(supervisor, config_path=str(config_path), handle_signals=False)
+        asyncio.run(shoot(app, out, args.details))
+    for name in ("dashboard.svg", "details.svg", "help.svg"):
+        print(out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
