@@ -36,6 +36,7 @@ import sys
 import tempfile
 import threading
 import time
+import tracemalloc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class ChaosOptions:
     supervisor_kwargs: dict[str, Any] = field(default_factory=dict)
     """Extra Supervisor arguments (tests may pass faster tunings; the benchmark passes none)."""
     quiet: bool = False
+    tracemalloc: bool = False
+    """Trace Python allocations from the steady state on and print the biggest growths."""
 
 
 @dataclass
@@ -86,12 +89,14 @@ class Sample:
     threads: int
     tasks: int
     rss: int
+    buffers: int = 0
+    """Bytes held by the bounded per-forward buffers (kubectl output lines, state history)."""
 
     def line(self) -> str:
         """One human line."""
         return (
             f"fds {self.fds}, threads {self.threads}, asyncio tasks {self.tasks}, "
-            f"RSS {self.rss / 2**20:.1f} MiB"
+            f"RSS {self.rss / 2**20:.1f} MiB (bounded buffers {self.buffers / 2**20:.2f} MiB)"
         )
 
 
@@ -144,7 +149,17 @@ def our_kubectls(owner: int | None = None) -> list[psutil.Process]:
     return found
 
 
-async def sample(readings: int = 5, spacing: float = 0.2) -> Sample:
+def buffer_bytes(sup: Supervisor) -> int:
+    """What the per-forward ring buffers hold now: they fill up (to LOG_LINES lines and 50
+    transitions per forward) over many restarts, which is growth by design, not a leak."""
+    total = 0
+    for status in sup.snapshot():
+        total += sum(sys.getsizeof(line) for line in sup.log_lines(status.name))
+        total += sum(sys.getsizeof(t) + sys.getsizeof(t.reason) for t in status.history)
+    return total
+
+
+async def sample(readings: int = 5, spacing: float = 0.2, sup: Supervisor | None = None) -> Sample:
     """Median of a few readings: one in-flight probe should not look like a leak."""
     me = psutil.Process()
     fds, threads, tasks, rss = [], [], [], []
@@ -156,7 +171,8 @@ async def sample(readings: int = 5, spacing: float = 0.2) -> Sample:
         tasks.append(len(asyncio.all_tasks()))
         rss.append(me.memory_info().rss)
     med = statistics.median_low
-    return Sample(med(fds), med(threads), med(tasks), med(rss))
+    held = buffer_bytes(sup) if sup is not None else 0
+    return Sample(med(fds), med(threads), med(tasks), med(rss), held)
 
 
 def compare(steady: Sample, end: Sample, tolerance: float = FLAT_TOLERANCE) -> list[str]:
@@ -164,6 +180,8 @@ def compare(steady: Sample, end: Sample, tolerance: float = FLAT_TOLERANCE) -> l
     problems = []
     for name in ("fds", "threads", "tasks", "rss"):
         a, b = getattr(steady, name), getattr(end, name)
+        if name == "rss":  # the bounded buffers' growth is by design: count the rest
+            b -= max(0, end.buffers - steady.buffers)
         # Small counts: allow one unit, or 5 % of 20 threads would forbid any change at all.
         allowed = max(tolerance * a, 1 if name != "rss" else 0)
         if abs(b - a) > allowed:
@@ -319,7 +337,7 @@ async def _chaos(
         every = max(5.0, seconds / 10)
         while True:
             await asyncio.sleep(every)
-            report.timeline.append((time.monotonic() - began, await sample(readings=1)))
+            report.timeline.append((time.monotonic() - began, await sample(readings=1, sup=sup)))
 
     sampler = asyncio.create_task(watch(), name="chaos-sampler")
     try:
@@ -437,7 +455,10 @@ async def run_chaos(
                 return report
             say(f"warm-up: {opts.warmup:.0f}s of faults; all Running {warm:.2f}s after")
         await asyncio.sleep(max(2.0, opts.forwards / 50))  # probes and samplers settle
-        report.steady = await sample()
+        if opts.tracemalloc:
+            tracemalloc.start(8)
+            traced_from = tracemalloc.take_snapshot()
+        report.steady = await sample(sup=sup)
         say(f"steady state: {report.steady.line()}")
 
         say(
@@ -487,9 +508,25 @@ async def run_chaos(
                 f"(unsupervised: {sorted(live - snap_pids)[:5]})"
             )
         await asyncio.sleep(max(2.0, opts.forwards / 50))
-        report.end = await sample()
+        report.end = await sample(sup=sup)
         say(f"after chaos:  {report.end.line()}")
+        grew = report.end.rss - report.steady.rss
+        held = report.end.buffers - report.steady.buffers
+        say(
+            f"RSS {grew / 2**20:+.2f} MiB ({100 * grew / report.steady.rss:+.1f}%), of which the "
+            f"bounded buffers {held / 2**20:+.2f} MiB; the rest "
+            f"{100 * (grew - max(0, held)) / report.steady.rss:+.1f}% (limit ±5%)"
+        )
         report.problems += compare(report.steady, report.end)
+        if opts.tracemalloc:
+            growth = tracemalloc.take_snapshot().compare_to(traced_from, "traceback")
+            tracemalloc.stop()
+            say("largest Python allocation growths since the steady state:")
+            for stat in growth[:12]:
+                say(
+                    f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  "
+                    + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:4])
+                )
         report.restarts = sum(s.restarts for s in sup.snapshot())
     finally:
         await sup.shutdown()
@@ -525,12 +562,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubectl", default="kubectl")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="also print the report as JSON")
+    parser.add_argument("--tracemalloc", action="store_true", help="show what grew (slower)")
     args = parser.parse_args(argv)
     opts = ChaosOptions(
         forwards=args.forwards, duration=args.duration, kill_interval=args.kill_interval,
         pod_interval=args.pod_interval, drop_interval=args.drop_interval,
         hang_interval=args.hang_interval, hang_length=args.hang_length, warmup=args.warmup,
-        kubectl=args.kubectl, seed=args.seed,
+        kubectl=args.kubectl, seed=args.seed, tracemalloc=args.tracemalloc,
     )  # fmt: skip
     print(
         f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
