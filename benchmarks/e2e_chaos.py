@@ -521,12 +521,12 @@ async def run_chaos(
         if opts.tracemalloc:
             growth = tracemalloc.take_snapshot().compare_to(traced_from, "traceback")
             tracemalloc.stop()
-            say("largest Python allocation growths since the steady state:")
-            for stat in growth[:12]:
-                say(
-                    f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  "
-                    + " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in stat.traceback[:4])
-                )
+            total = sum(stat.size_diff for stat in growth)
+            say(f"Python heap growth since the steady state: {total / 1024:+.1f} KiB; largest:")
+            for stat in growth[:12]:  # innermost frames first
+                frames = list(reversed(stat.traceback))[:4]
+                where = " <- ".join(f"{Path(f.filename).name}:{f.lineno}" for f in frames)
+                say(f"  {stat.size_diff / 1024:+9.1f} KiB {stat.count_diff:+7d} blocks  {where}")
         report.restarts = sum(s.restarts for s in sup.snapshot())
     finally:
         await sup.shutdown()
