@@ -192,9 +192,12 @@ async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_
         await h.sup.start()
         for _ in range(5):
             await h.all_running()
-            probes = len(h.sup.status("api").probe_latencies)
-            await h.wait(lambda p=probes: len(h.sup.status("api").probe_latencies) > p + 1,
-                         what="two probes passed")  # fmt: skip
+
+            def healthy_a_while() -> bool:  # Running for 2+ probe intervals: probes passed
+                s = h.sup.status("api")
+                return s.state.value == "Running" and time.time() - (s.running_since or 0) > 0.5
+
+            await h.wait(healthy_a_while, what="two probes passed")
             await asyncio.to_thread(sim.drop_streams)
             await h.wait(lambda: h.state("api").value != "Running", what="the tunnel loss seen")
             status = h.sup.status("api")

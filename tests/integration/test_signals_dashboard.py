@@ -23,7 +23,7 @@ import sys
 import termios
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,7 +122,9 @@ def wait_gone(owner: int, timeout: float) -> tuple[list, float]:
 
 
 @pytest.fixture
-def dashboard(kubectl: str, sim_factory: Callable[..., Simulator], tmp_path: Path):  # type: ignore[no-untyped-def]
+def dashboard(
+    kubectl: str, sim_factory: Callable[..., Simulator], tmp_path: Path
+) -> Iterator[PtyApp]:
     """The real dashboard over 3 forwards, shown with every row Running."""
     sim = sim_factory(generated_world(3))
     config = tmp_path / "config.yaml"
