@@ -118,7 +118,9 @@ def all_running(sup: Supervisor) -> bool:
     return all(s.state is S.RUNNING for s in sup.snapshot())
 
 
-async def bench(n: int, idle: float, url: str, kubeconfig: str, sim_pid: int) -> None:
+async def bench(
+    n: int, idle: float, url: str, kubeconfig: str, sim_pid: int, budget: float
+) -> None:
     client = SimulatorClient(url)
     cores = os.cpu_count() or 1
     ports = free_ports(n)
@@ -128,7 +130,7 @@ async def bench(n: int, idle: float, url: str, kubeconfig: str, sim_pid: int) ->
     )
     ref = one_kubectl_ready_time(kubeconfig, "service/svc-000")
     sup = Supervisor(Config(forwards=specs, settings=Settings()), kubectl="kubectl",
-                     kubeconfig=kubeconfig)  # fmt: skip
+                     kubeconfig=kubeconfig, probe_budget=budget)  # fmt: skip
     me = psutil.Process()
     sim = psutil.Process(sim_pid)
     w = Watch(sup)
@@ -162,7 +164,8 @@ async def bench(n: int, idle: float, url: str, kubeconfig: str, sim_pid: int) ->
         assert all_running(sup), "a forward left Running while idle"
         tasks = len(asyncio.all_tasks())
         print(f"idle: supervisor CPU {busy:.2f} s over {span:.1f} s = {100 * busy / span:.2f}% of "
-              f"one core (probes every 1 s through {n} tunnels); RSS "
+              f"one core (probe budget {budget:g}/s: each of {n} tunnels every "
+              f"{max(1.0, n / budget):g} s; {sup.prober.ticks} ticks); RSS "
               f"{me.memory_info().rss / 2**20:.1f} MiB; threads {me.num_threads()}; tasks {tasks}; "
               f"fds {me.num_fds()}")  # fmt: skip
 
@@ -187,7 +190,8 @@ async def bench(n: int, idle: float, url: str, kubeconfig: str, sim_pid: int) ->
         print(
             f"recovery: SIGKILL → Running median {rec:.3f} s (of {len(recs)}); one kubectl spawn → "
             f"Forwarding alone {ref:.3f} s before, {ref_now:.3f} s now; the new kubectls' own "
-            f"spawn → Forwarding median {new:.3f} s; ratio {rec / max(ref, ref_now):.2f}; "
+            f"spawn → Forwarding median {new:.3f} s; ratio {rec / ref_now:.2f} "
+            f"({rec / ref:.2f} against the earlier one); "
             f"supervisor's share {rec - new:.3f} s"
         )
 
@@ -234,6 +238,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--forwards", type=int, default=100)
     parser.add_argument("--idle", type=float, default=60.0)
+    parser.add_argument("--probe-budget", type=float, default=20.0, help="probes per second")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kpf-bench-"))
     os.environ["KUBECACHEDIR"] = str(home / "kube-cache")
@@ -246,7 +251,7 @@ def main() -> None:
         url, kubeconfig = parent.recv()
         print(f"kubectl {subprocess.run(['kubectl', 'version', '--client'], capture_output=True, text=True).stdout.split()[2]}; "  # noqa: E501
               f"{os.cpu_count()} cores; Python {sys.version.split()[0]}")  # fmt: skip
-        asyncio.run(bench(args.forwards, args.idle, url, kubeconfig, proc.pid))
+        asyncio.run(bench(args.forwards, args.idle, url, kubeconfig, proc.pid, args.probe_budget))
     finally:
         parent.send("stop")
         proc.join(30)

@@ -27,6 +27,7 @@ from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEve
 from kportforward.supervisor.health import ClusterHealth, ClusterKey, ProbeAccess, TunnelProber
 from kportforward.supervisor.kubectl import Classification, build_argv
 from kportforward.supervisor.runner import ForwardRunner, Tuning
+from kportforward.supervisor.watch import sample_processes, watch_config, watch_kubeconfig
 
 log = logging.getLogger(__name__)
 
@@ -147,11 +148,11 @@ class Supervisor:
         for spec in self.config.forwards:
             self._add_runner(spec)
         loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(self._sample_loop(), name="psutil-sampler"))
+        self._tasks.append(loop.create_task(sample_processes(self), name="psutil-sampler"))
         if self._watch_kubeconfig:
-            self._tasks.append(loop.create_task(self._kubeconfig_loop(), name="kubeconfig-watch"))
+            self._tasks.append(loop.create_task(watch_kubeconfig(self), name="kubeconfig-watch"))
         if self._watch_config:
-            self._tasks.append(loop.create_task(self._config_loop(), name="config-watch"))
+            self._tasks.append(loop.create_task(watch_config(self), name="config-watch"))
 
     async def stop(self, name: str) -> None:
         """Stop one forward; returns once its kubectl has exited."""
@@ -409,74 +410,6 @@ class Supervisor:
         except Exception:
             return ""
         return ctx.server if ctx else ""
-
-    async def _kubeconfig_loop(self) -> None:
-        watcher = self._kube_watcher(self.kubeconfig)
-        watcher.poll()
-        while True:
-            await asyncio.sleep(self._watch_interval)
-            change = watcher.poll()
-            if change is None:
-                continue
-            old, new = change
-            status = ClusterStatus(new or "(none)", self._server(("", new or "")), None, "")
-            self._queue.put_nowait(ClusterEvent(time.time(), status, f"context {old} → {new}"))
-            for runner in self._runners.values():
-                spec = runner.spec
-                if spec.context is None and spec.kubeconfig is None:
-                    runner.command(Event.RECONNECT, f"kube context changed to {new}")
-
-    async def _config_loop(self) -> None:
-        from kportforward.core.config import config_sources, load_config
-
-        def signature() -> tuple[Any, ...]:
-            out: list[tuple[str, int | None, int | None]] = []
-            for path in config_sources(self.config_path):
-                try:
-                    st = os.stat(path)
-                    out.append((str(path), st.st_mtime_ns, st.st_size))
-                except OSError:
-                    out.append((str(path), None, None))
-            return tuple(out)
-
-        seen = signature()
-        while True:
-            await asyncio.sleep(self._watch_interval)
-            now = signature()
-            if now == seen:
-                continue
-            seen = now
-            try:
-                config = await asyncio.to_thread(load_config, self.config_path)
-            except Exception as exc:  # keep running on the old config, and say why
-                self._notice("error", f"config not reloaded: {exc}")
-                continue
-            await self.reload(config)
-
-    async def _sample_loop(self) -> None:
-        import psutil
-
-        while True:
-            await asyncio.sleep(self._sample_interval)
-            live = set()
-            for runner in self._runners.values():
-                proc = runner.proc
-                if proc is None or proc.pid is None or proc.exited:
-                    runner.rss = runner.cpu_percent = None
-                    continue
-                live.add(proc.pid)
-                ps = self._procs.get(proc.pid)
-                try:
-                    if ps is None:
-                        ps = self._procs[proc.pid] = psutil.Process(proc.pid)
-                        ps.cpu_percent(None)  # the first call only sets the baseline
-                    with ps.oneshot():
-                        runner.rss = ps.memory_info().rss
-                        runner.cpu_percent = ps.cpu_percent(None)
-                except psutil.Error:
-                    runner.rss = runner.cpu_percent = None
-            for pid in [p for p in self._procs if p not in live]:
-                del self._procs[pid]
 
 
 def _probe_timeout(interval: float) -> float:
