@@ -8,6 +8,7 @@ events reach the UI through one worker, coalesced per forward (see ``ui/updates.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import webbrowser
 from collections.abc import Callable, Iterable
@@ -31,6 +32,8 @@ from kportforward.ui.screens.main import MainScreen
 from kportforward.ui.signals import QuitSignals
 from kportforward.ui.updates import StatusCoalescer
 from kportforward.ui.widgets.summary import SummaryBar
+
+log = logging.getLogger(__name__)
 
 THEME_ALIASES = {"dark": "textual-dark", "light": "textual-light"}
 DEFAULT_THEME = "textual-dark"
@@ -176,6 +179,7 @@ class KPortForwardApp(App[None]):
             self._exit_deadline(SIGNAL_EXIT_DEADLINE if count == 1 else FORCED_EXIT_DEADLINE)
 
     def _on_signal(self, count: int) -> None:
+        log.info("dashboard: quit signal (%d)", count)
         # SIGINT, SIGTERM and SIGHUP all quit cleanly; a second one during a slow quit forces it.
         self.call_later(self.action_quit)
 
@@ -219,12 +223,15 @@ class KPortForwardApp(App[None]):
                 timeout=30,
             ),
         )
+        started = time.monotonic()
         try:
             await self._shutdown_supervisor()
         except Exception as exc:
+            log.exception("dashboard: shutdown failed")
             self.notify(f"Shutdown did not finish cleanly: {exc}", severity="error")
         finally:
             notice.stop()
+        log.info("dashboard: supervisor shut down in %.2f s", time.monotonic() - started)
         self.exit(return_code=0)  # not reached when a forced quit cancelled this worker
 
     # --- events into the UI ------------------------------------------------------------------

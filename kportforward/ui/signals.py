@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from collections.abc import Callable
 from types import FrameType
@@ -49,7 +50,33 @@ class QuitSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
+        if signum == signal.SIGHUP and terminal_gone():
+            detach_from_terminal()
         if self._on_deadline is not None:
             self._on_deadline(self.count)
         with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing to tell
             self._loop.call_soon_threadsafe(self._on_signal, self.count)
+
+
+def detach_from_terminal() -> None:
+    """Point stdout and stderr at /dev/null: the terminal is gone (SIGHUP), and writes to it would
+    fail or block Textual's teardown; to /dev/null they succeed and the quit stays polite."""
+    with contextlib.suppress(OSError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        for fd in (1, 2):
+            with contextlib.suppress(OSError):
+                os.dup2(null, fd)
+        os.close(null)
+
+
+def terminal_gone() -> bool:
+    """True when stdout is a terminal that has hung up (a SIGHUP can also come from ``kill``)."""
+    try:
+        import termios
+
+        termios.tcgetattr(1)
+    except ImportError:
+        return False
+    except (OSError, termios.error):  # EIO: the terminal is gone; ENOTTY: never was one
+        return os.isatty(1) or True
+    return False
