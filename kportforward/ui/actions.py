@@ -1,20 +1,151 @@
-"""What the dashboard's actions do, apart from the key wiring: commands, reload, the palette."""
+"""The dashboard's actions: on the selected forward, commands to the supervisor, the palette.
+
+``DashboardActions`` is the App base class that holds the action methods (bound to keys in the app
+and listed in the command palette); the helpers below it do the work.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING
 
-from textual.app import SystemCommand
+from textual import work
+from textual.app import App, SystemCommand
+from textual.screen import Screen
 
 from kportforward.core.models import ForwardStatus
 from kportforward.core.states import ForwardState
 
 if TYPE_CHECKING:
-    from kportforward.ui.app import KPortForwardApp
+    from kportforward.supervisor.protocol import SupervisorProtocol
+    from kportforward.ui.screens.main import MainScreen
 
 VERB_WORDS = {"restart": "Restarting", "stop": "Stopping", "start_forward": "Starting"}
+
+
+class DashboardActions(App[None]):
+    """Actions on the selected forward (also in the command palette)."""
+
+    supervisor: SupervisorProtocol
+    statuses: dict[str, ForwardStatus]
+    main_screen: MainScreen
+    browser: Callable[[str], bool]
+    config_path: str
+    config_arg: str | None
+
+    def show_notice(
+        self, text: str, level: str = "information", ts: float | None = None, toast: bool = True
+    ) -> None:
+        """Put a notice in the header (and a notification); the app implements it."""
+        raise NotImplementedError
+
+    def resync(self) -> None:
+        """Take a full snapshot from the supervisor; the app implements it."""
+        raise NotImplementedError
+
+    def selected_name(self) -> str | None:
+        """The forward the keys act on: the details/log screen's, else the table's cursor."""
+        name = getattr(self.screen, "forward_name", None)
+        return name if name is not None else self.main_screen.table.cursor_name
+
+    def fresh_status(self, name: str) -> ForwardStatus | None:
+        """The supervisor's current status of ``name``, including what changes without a
+        transition (probe latencies, RSS/CPU, connections); the last event's status otherwise."""
+        try:
+            getter = getattr(self.supervisor, "status", None)
+            if getter is not None:
+                return getter(name)
+            for status in self.supervisor.snapshot():
+                if status.name == name:
+                    return status
+        except KeyError:
+            return None
+        return self.statuses.get(name)
+
+    def _selected(self) -> ForwardStatus | None:
+        name = self.selected_name()
+        status = self.statuses.get(name) if name else None
+        if status is None:
+            self.notify("No forward selected", severity="warning")
+        return status
+
+    def action_details(self, name: str | None = None) -> None:
+        """Open the details screen of ``name`` (default: the selected forward)."""
+        name = name or self.selected_name()
+        if name and name in self.statuses:
+            from kportforward.ui.screens.details import DetailsScreen  # later: a faster first frame
+
+            self.push_screen(DetailsScreen(name))
+
+    def action_log(self) -> None:
+        """Open the live kubectl log of the selected forward."""
+        if (status := self._selected()) is not None:
+            from kportforward.ui.screens.log import LogScreen
+
+            self.push_screen(LogScreen(status.name))
+
+    def action_help(self) -> None:
+        """Show every key."""
+        from kportforward.ui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_restart(self) -> None:
+        """Restart the selected forward (a new kubectl)."""
+        if (status := self._selected()) is not None:
+            self._command("restart", [status.name])
+
+    def action_stop_start(self) -> None:
+        """Stop the selected forward, or start it when it is Stopped."""
+        if (status := self._selected()) is not None:
+            verb = "start_forward" if status.state is ForwardState.STOPPED else "stop"
+            self._command(verb, [status.name])
+
+    def action_group_stop_start(self) -> None:
+        """Stop every forward of the selected forward's group, or start them all if all stopped."""
+        if (status := self._selected()) is None:
+            return
+        plan = group_plan(status, self.statuses.values())
+        if plan is None:
+            self.notify(f"{status.name} has no group (set 'group:' in the config)")
+            return
+        verb, names = plan
+        self._command(verb, names)
+
+    def action_open_url(self) -> None:
+        """Open the selected forward's URL in the browser (in a thread: browsers can block)."""
+        if (status := self._selected()) is not None:
+            self._open(status.url)
+
+    @work(thread=True, name="open-url", group="browser", exit_on_error=False)
+    def _open(self, url: str) -> None:
+        target = url if "://" in url else f"http://{url}"
+        if not self.browser(target):
+            self.call_from_thread(
+                self.notify, f"No browser to open {target}; press c to copy it", severity="warning"
+            )
+
+    def action_copy_url(self) -> None:
+        """Copy the selected forward's URL to the clipboard (OSC 52)."""
+        if (status := self._selected()) is not None:
+            self.copy_to_clipboard(status.url)
+            self.notify(f"Copied {status.url}")
+
+    def action_reload_config(self) -> None:
+        """Read the config files again and apply them."""
+        self.run_worker(reload_config(self), name="reload", group="reload", exit_on_error=False)
+
+    def _command(self, verb: str, names: list[str]) -> None:
+        self.run_worker(
+            run_command(self, verb, names), name=verb, group="commands", exit_on_error=False
+        )
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Every action of the dashboard, in the command palette."""
+        yield from palette_commands(self)
+        yield from super().get_system_commands(screen)
 
 
 def group_plan(
@@ -31,7 +162,7 @@ def group_plan(
     return "start_forward", [s.name for s in members]
 
 
-async def run_command(app: KPortForwardApp, verb: str, names: list[str]) -> None:
+async def run_command(app: DashboardActions, verb: str, names: list[str]) -> None:
     """Call ``supervisor.<verb>(name)`` for each name at once; failures become notifications."""
     what = ", ".join(names) if len(names) <= 3 else f"{len(names)} forwards"
     app.notify(f"{VERB_WORDS.get(verb, verb)} {what}", timeout=3)
@@ -47,7 +178,7 @@ async def run_command(app: KPortForwardApp, verb: str, names: list[str]) -> None
             )
 
 
-async def reload_config(app: KPortForwardApp) -> None:
+async def reload_config(app: DashboardActions) -> None:
     """Load the config files again (in a thread) and hand the result to the supervisor."""
     from kportforward.core.config import load_config
     from kportforward.errors import KPortForwardError
@@ -62,7 +193,7 @@ async def reload_config(app: KPortForwardApp) -> None:
     app.resync()
 
 
-def palette_commands(app: KPortForwardApp) -> Iterator[SystemCommand]:
+def palette_commands(app: DashboardActions) -> Iterator[SystemCommand]:
     """One command palette entry per dashboard action."""
     main = app.main_screen
     yield SystemCommand("Details", "Details of the selected forward (Enter)", app.action_details)

@@ -15,10 +15,8 @@ from collections.abc import Callable, Iterable
 from datetime import tzinfo
 from typing import ClassVar
 
-from textual import on, work
-from textual.app import App, SystemCommand
+from textual import on
 from textual.binding import Binding, BindingType
-from textual.message import Message
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
@@ -26,7 +24,8 @@ from kportforward.core.models import ClusterStatus, ForwardStatus
 from kportforward.core.states import ForwardState
 from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent
 from kportforward.supervisor.protocol import SupervisorProtocol
-from kportforward.ui import actions
+from kportforward.ui.actions import DashboardActions
+from kportforward.ui.messages import ClusterChanged, NoticePosted, StatusesPending
 from kportforward.ui.presenters import format_clock
 from kportforward.ui.screens.main import MainScreen
 from kportforward.ui.signals import QuitSignals
@@ -45,37 +44,14 @@ SIGNAL_EXIT_DEADLINE = 2.7
 FORCED_EXIT_DEADLINE = 0.5
 
 
-class StatusesPending(Message):
-    """Doorbell: the coalescer holds new statuses. Any pending doorbell makes another redundant."""
-
-    def can_replace(self, message: Message) -> bool:
-        """One doorbell stands for all pending statuses."""
-        return isinstance(message, StatusesPending)
-
-
-class ClusterChanged(Message):
-    """A cluster's reachability changed."""
-
-    def __init__(self, cluster: ClusterStatus) -> None:
-        super().__init__()
-        self.cluster = cluster
-
-
-class NoticePosted(Message):
-    """A notice a person should see once."""
-
-    def __init__(self, event: NoticeEvent) -> None:
-        super().__init__()
-        self.event = event
-
-
-class KPortForwardApp(App[None]):
+class KPortForwardApp(DashboardActions):
     """The kportforward dashboard. Build it with ``make_app``."""
 
     CSS_PATH = "app.tcss"
     TITLE = "kportforward"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False),  # as in the Go tool (and kubectl)
         Binding("question_mark", "help", "Help"),
         Binding("R", "restart", "Restart"),
         Binding("space", "stop_start", "Stop/start"),
@@ -114,6 +90,7 @@ class KPortForwardApp(App[None]):
         self._signals: QuitSignals | None = None
         self._quitting = False
         self._start_requested = False
+        self._polling = False
         self.ui_ready = False
         """True once the table screen has composed (it sets this in its on_mount)."""
         self._shut_down = False
@@ -302,126 +279,33 @@ class KPortForwardApp(App[None]):
                 )
 
     def _tick(self) -> None:
+        if self._polling:
+            self._poll_snapshot()
         if self.ui_ready:
             self.main_screen.table.refresh_time()
+
+    def _poll_snapshot(self) -> None:
+        # Fallback when the event stream broke: the snapshot is cheap at the refresh rate.
+        try:
+            current = self.supervisor.snapshot()
+        except Exception:
+            log.exception("dashboard: snapshot failed")
+            return
+        for status in current:
+            if self.statuses.get(status.name) != status:
+                self.coalescer.put(status)
+        self._apply_statuses()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         """Errors in workers become notifications; the app keeps running."""
         if event.state is WorkerState.ERROR:
             error = event.worker.error
-            self.notify(
-                f"{event.worker.name}: {type(error).__name__}: {error}",
-                title="Error",
-                severity="error",
-                timeout=10,
-            )
-
-    # --- actions (also in the command palette) -----------------------------------------------
-
-    def selected_name(self) -> str | None:
-        """The forward the keys act on: the details/log screen's, else the table's cursor."""
-        name = getattr(self.screen, "forward_name", None)
-        return name if name is not None else self.main_screen.table.cursor_name
-
-    def fresh_status(self, name: str) -> ForwardStatus | None:
-        """The supervisor's current status of ``name``, including what changes without a
-        transition (probe latencies, RSS/CPU, connections); the last event's status otherwise."""
-        try:
-            getter = getattr(self.supervisor, "status", None)
-            if getter is not None:
-                return getter(name)
-            for status in self.supervisor.snapshot():
-                if status.name == name:
-                    return status
-        except KeyError:
-            return None
-        return self.statuses.get(name)
-
-    def _selected(self) -> ForwardStatus | None:
-        name = self.selected_name()
-        status = self.statuses.get(name) if name else None
-        if status is None:
-            self.notify("No forward selected", severity="warning")
-        return status
-
-    def action_details(self, name: str | None = None) -> None:
-        """Open the details screen of ``name`` (default: the selected forward)."""
-        name = name or self.selected_name()
-        if name and name in self.statuses:
-            from kportforward.ui.screens.details import DetailsScreen  # later: a faster first frame
-
-            self.push_screen(DetailsScreen(name))
-
-    def action_log(self) -> None:
-        """Open the live kubectl log of the selected forward."""
-        if (status := self._selected()) is not None:
-            from kportforward.ui.screens.log import LogScreen
-
-            self.push_screen(LogScreen(status.name))
-
-    def action_help(self) -> None:
-        """Show every key."""
-        from kportforward.ui.screens.help import HelpScreen
-
-        if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
-
-    def action_restart(self) -> None:
-        """Restart the selected forward (a new kubectl)."""
-        if (status := self._selected()) is not None:
-            self._command("restart", [status.name])
-
-    def action_stop_start(self) -> None:
-        """Stop the selected forward, or start it when it is Stopped."""
-        if (status := self._selected()) is not None:
-            verb = "start_forward" if status.state is ForwardState.STOPPED else "stop"
-            self._command(verb, [status.name])
-
-    def action_group_stop_start(self) -> None:
-        """Stop every forward of the selected forward's group, or start them all if all stopped."""
-        if (status := self._selected()) is None:
-            return
-        plan = actions.group_plan(status, self.statuses.values())
-        if plan is None:
-            self.notify(f"{status.name} has no group (set 'group:' in the config)")
-            return
-        verb, names = plan
-        self._command(verb, names)
-
-    def action_open_url(self) -> None:
-        """Open the selected forward's URL in the browser (in a thread: browsers can block)."""
-        if (status := self._selected()) is not None:
-            self._open(status.url)
-
-    @work(thread=True, name="open-url", group="browser", exit_on_error=False)
-    def _open(self, url: str) -> None:
-        target = url if "://" in url else f"http://{url}"
-        if not self.browser(target):
-            self.call_from_thread(
-                self.notify, f"No browser to open {target}; press c to copy it", severity="warning"
-            )
-
-    def action_copy_url(self) -> None:
-        """Copy the selected forward's URL to the clipboard (OSC 52)."""
-        if (status := self._selected()) is not None:
-            self.copy_to_clipboard(status.url)
-            self.notify(f"Copied {status.url}")
-
-    def action_reload_config(self) -> None:
-        """Read the config files again and apply them."""
-        self.run_worker(
-            actions.reload_config(self), name="reload", group="reload", exit_on_error=False
-        )
-
-    def _command(self, verb: str, names: list[str]) -> None:
-        self.run_worker(
-            actions.run_command(self, verb, names), name=verb, group="commands", exit_on_error=False
-        )
-
-    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Every action of the dashboard, in the command palette."""
-        yield from actions.palette_commands(self)
-        yield from super().get_system_commands(screen)
+            log.error("dashboard: worker %s failed: %r", event.worker.name, error)
+            text = f"{event.worker.name}: {type(error).__name__}: {error}"
+            if event.worker.name == "events" and not self._quitting:
+                self._polling = True
+                text += " — following the supervisor's snapshot instead"
+            self.notify(text, title="Error", severity="error", timeout=10)
 
 
 def make_app(

@@ -27,6 +27,8 @@ from kportforward.supervisor.events import (
     SupervisorEvent,
 )
 
+_BROKEN = object()
+
 FROZEN_NOW = 1_790_000_000.0
 """A fixed wall-clock time (2026-09-21 14:13:20 UTC) for snapshots."""
 
@@ -93,6 +95,8 @@ class ScriptedSupervisor:
             event = await self.queue.get()
             if event is None:
                 return
+            if event is _BROKEN:
+                raise RuntimeError("event stream broke (scripted)")
             yield event
 
     def log_lines(self, name: str) -> tuple[str, ...]:
@@ -186,6 +190,14 @@ class ScriptedSupervisor:
         """Change a cluster's reachability."""
         self._clusters[cluster.context] = cluster
         self.queue.put_nowait(ClusterEvent(self._clock(), cluster, reason))
+
+    def break_stream(self) -> None:
+        """Make the event stream raise (the UI must fall back to snapshots)."""
+        self.queue.put_nowait(_BROKEN)  # type: ignore[arg-type]
+
+    def set_quietly(self, name: str, **changes) -> None:
+        """Change a status without an event (as a broken stream would hide it)."""
+        self._statuses[name] = replace(self._statuses[name], **changes)
 
     def notice(self, message: str, level: str = "information") -> None:
         """Emit a notice."""

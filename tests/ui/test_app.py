@@ -371,3 +371,23 @@ async def test_details_follow_figures_that_change_without_a_transition() -> None
         sup._statuses["api"] = replace(api, rss=64 * 1024 * 1024, connections=43)
         await wait_for(pilot, lambda: "kubectl RSS  64.0 MiB" in screen_text(app))
         assert "Connections  43" in screen_text(app)
+
+
+async def test_a_broken_event_stream_is_notified_and_snapshots_take_over() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        sup.break_stream()
+        await wait_for(pilot, lambda: any("event stream broke" in m for m in notifications(app)))
+        assert app.is_running
+        sup.set_quietly("ghost", state=S.RUNNING, reason="ready", pid=4321)
+        await wait_for(pilot, lambda: app.main_screen.table.status_of("ghost").pid == 4321)
+
+
+async def test_ctrl_c_quits_like_q() -> None:
+    app, sup = build()
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        await pilot.press("ctrl+c")
+        await wait_for(pilot, lambda: not app.is_running)
+    assert sup.shutdown_calls == 1 and app.return_code == 0
