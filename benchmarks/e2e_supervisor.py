@@ -35,6 +35,7 @@ import psutil
 from kportforward.core.models import Config, ForwardSpec, Settings
 from kportforward.core.states import ForwardState
 from kportforward.sim.control import SimulatorClient
+from kportforward.supervisor.events import ForwardEvent
 from kportforward.supervisor.supervisor import Supervisor
 
 S = ForwardState
@@ -93,11 +94,18 @@ class Watch:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self.events: list[Any] = []
+        self.states: dict[str, S] = {}
         self.task = asyncio.get_running_loop().create_task(self._pump())
 
     async def _pump(self) -> None:
         async for ev in self.sup.events():
             self.events.append(ev)
+            if isinstance(ev, ForwardEvent):
+                self.states[ev.forward] = ev.status.state
+
+    def all_running(self, n: int) -> bool:
+        """From the events alone (polling snapshot() would steal CPU from what is measured)."""
+        return len(self.states) == n and all(s is S.RUNNING for s in self.states.values())
 
     def first(self, name: str, state: S, after: float) -> float | None:
         for ev in self.events:
@@ -111,7 +119,7 @@ class Watch:
         while not pred():
             if time.monotonic() > deadline:
                 raise SystemExit(f"timed out: {what}")
-            await asyncio.sleep(0.02)
+            await asyncio.sleep(0.05)
 
 
 def all_running(sup: Supervisor) -> bool:
@@ -140,7 +148,7 @@ async def bench(
         cpu0 = sum(me.cpu_times()[:2])
         sim0 = sum(sim.cpu_times()[:2])
         await sup.start()
-        await w.until(lambda: all_running(sup), 120, "all Running after launch")
+        await w.until(lambda: w.all_running(n), 120, "all Running after launch")
         launch = time.monotonic() - t0
         cpu_sup = sum(me.cpu_times()[:2]) - cpu0
         cpu_sim = sum(sim.cpu_times()[:2]) - sim0
@@ -204,7 +212,7 @@ async def bench(
         t_new = w.first(victim, S.CONNECTING, t_del)
         assert t_new is not None
         print(f"dead tunnel (pod replaced): fault → new kubectl spawned in {t_new - t_del:.3f} s")
-        await w.until(lambda: all_running(sup), 30, "back after pod restart")
+        await w.until(lambda: w.all_running(n), 30, "back after pod restart")
         await asyncio.sleep(2.0)
 
         # 4b. a hung API server: every tunnel stalls
@@ -225,7 +233,7 @@ async def bench(
               f"max {spawned[-1]:.2f} s (spawns bounded in flight)")  # fmt: skip
         t_resume = time.time()
         client.resume()
-        await w.until(lambda: all_running(sup), 120, "all Running after resume")
+        await w.until(lambda: w.all_running(n), 120, "all Running after resume")
         print(f"resume → all {n} Running again in {time.time() - t_resume:.2f} s")
     finally:
         t_stop = time.monotonic()

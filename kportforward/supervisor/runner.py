@@ -121,6 +121,9 @@ class ForwardRunner:
         self._probe: Any = None
         self._probe_timer: asyncio.TimerHandle | None = None
         self._probe_result: ProbeResult | None = None
+        self._status: ForwardStatus | None = None
+        self._transitions = 0
+        self._status_key: tuple[Any, ...] = ()
         self.task: asyncio.Task[None] | None = None
 
     # -- commands -------------------------------------------------------------------------------
@@ -141,14 +144,23 @@ class ForwardRunner:
         return max(0, self._connections_before + live - self._probes)
 
     def status(self) -> ForwardStatus:
-        """An immutable snapshot of this forward."""
-        return ForwardStatus(
+        """An immutable snapshot of this forward (cached until something in it changes)."""
+        pid = self.proc.pid if self.proc and not self.proc.exited else None
+        key = (
+            self.state, self.reason, self.local_port, self.port_moved_reason, pid, self.restarts,
+            self.running_since, self.retry_at, self.connections, self.last_error, self.rss,
+            self.cpu_percent, self._transitions, self._probes, self.spec,
+        )  # fmt: skip
+        if self._status is not None and key == self._status_key:
+            return self._status
+        self._status_key = key
+        self._status = ForwardStatus(
             spec=self.spec,
             state=self.state,
             reason=self.reason,
             local_port=self.local_port,
             port_moved_reason=self.port_moved_reason,
-            pid=self.proc.pid if self.proc and not self.proc.exited else None,
+            pid=pid,
             restarts=self.restarts,
             running_since=self.running_since,
             retry_at=self.retry_at,
@@ -159,6 +171,7 @@ class ForwardRunner:
             history=tuple(self.history),
             probe_latencies=tuple(self.latencies),
         )
+        return self._status
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -220,14 +233,16 @@ class ForwardRunner:
         previous = self.state
         now = self._wall()
         if new is S.RUNNING:
-            self.running_since = now
-            self.backoff.mark_running()
+            if previous is not S.DEGRADED:  # Degraded → Running continues the same stretch
+                self.running_since = now
+                self.backoff.mark_running()
         elif previous in (S.RUNNING, S.DEGRADED) and new is not S.DEGRADED:
             self.running_since = None
             self.backoff.mark_stopped()
         if new not in (S.COOLDOWN, S.FAILED, S.SUSPENDED):
             self.retry_at = None
         self.state, self.reason = new, reason
+        self._transitions += 1
         self.history.append(Transition(now, new, reason))
         self.host.emit(self, previous, reason)
         return True
