@@ -102,14 +102,25 @@ class PtyApp:
         """The pty's local mode flags (ECHO, ICANON …) as the app left them."""
         return termios.tcgetattr(self.slave)[3]
 
+    def drain(self) -> None:
+        """After the app exited: close our end of the terminal and read what is left."""
+        self._close_fd("slave")
+        self._reader.join(5)
+
+    def _close_fd(self, which: str) -> None:
+        fd = getattr(self, which)
+        if fd >= 0:  # never twice: the number may belong to another file by now
+            setattr(self, which, -1)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
     def close(self) -> None:
         """Kill the app if still running (ours: started here), close the pty."""
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
-        for fd in (self.slave, self.master):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        self._close_fd("slave")
+        self._close_fd("master")
         self._reader.join(5)
 
 
@@ -152,11 +163,11 @@ def test_dashboard_exits_cleanly_on_signal(dashboard: PtyApp, sig: signal.Signal
     left, _ = wait_gone(dashboard.proc.pid, 2)
     assert left == [], [p.cmdline() for p in left]
     assert code == 0
-    dashboard._reader.join(5)
-    raw = bytes(dashboard.raw)
-    assert ENTER_ALT in raw and raw.rfind(LEAVE_ALT) > raw.rfind(ENTER_ALT)
     lflags = dashboard.lflags()
     assert lflags & termios.ECHO and lflags & termios.ICANON
+    dashboard.drain()
+    raw = bytes(dashboard.raw)
+    assert ENTER_ALT in raw and raw.rfind(LEAVE_ALT) > raw.rfind(ENTER_ALT)
 
 
 def test_dashboard_sigkilled_leaves_no_kubectl(dashboard: PtyApp) -> None:
