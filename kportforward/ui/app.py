@@ -237,9 +237,13 @@ class KPortForwardApp(DashboardActions):
         if not batch:
             return
         self.statuses.update(batch)
-        if self.ui_ready:
-            self.main_screen.apply(batch, self.statuses.values())
-        self._notice_moved_ports(batch.values())
+        try:
+            if self.ui_ready:
+                self.main_screen.apply(batch, self.statuses.values())
+            self._notice_moved_ports(batch.values())
+        except Exception as exc:  # the dashboard keeps running; the next batch may draw
+            log.exception("dashboard: cannot apply statuses")
+            self.notify(f"Cannot show an update: {exc}", severity="error")
 
     @on(ClusterChanged)
     def _cluster_changed(self, message: ClusterChanged) -> None:

@@ -391,3 +391,22 @@ async def test_ctrl_c_quits_like_q() -> None:
         await pilot.press("ctrl+c")
         await wait_for(pilot, lambda: not app.is_running)
     assert sup.shutdown_calls == 1 and app.return_code == 0
+
+
+async def test_reload_config_from_the_palette(tmp_path) -> None:
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text(
+        "portForwards:\n  fresh:\n    target: service/fresh\n    targetPort: 80\n"
+        "    localPort: 18123\n"
+    )
+    app, sup = build()
+    app.config_arg = str(config_file)
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        app.action_reload_config()
+        await wait_for(pilot, lambda: ("reload", "") in sup.calls)
+        await wait_for(pilot, lambda: app.main_screen.table.visible_names == ("fresh",))
+        config_file.write_text("portForwards: [not, a, mapping\n")
+        app.action_reload_config()
+        await wait_for(pilot, lambda: any("Config not reloaded" in m for m in notifications(app)))
+        assert app.is_running and app.main_screen.table.visible_names == ("fresh",)

@@ -8,10 +8,10 @@ forward through updates, filters and re-sorts; updates never move the scroll pos
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import ClassVar, NamedTuple
+from typing import ClassVar
 
-from rich.cells import set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
@@ -23,29 +23,9 @@ from textual.strip import Strip
 
 from kportforward.core.models import ForwardStatus
 from kportforward.ui.presenters import SORT_KEYS, RowCells, matches, row_cells, sort_statuses
+from kportforward.ui.widgets.columns import COLUMNS, NAME_MAX, URL_MAX, fit
 
-
-class Column(NamedTuple):
-    """A table column: its title, the RowCells field it shows, its width (0: flexible)."""
-
-    title: str
-    field: str
-    width: int
-    sort_key: str | None
-
-
-COLUMNS: tuple[Column, ...] = (
-    Column("NAME", "name", 0, "name"),
-    Column("STATUS", "status", 16, "status"),
-    Column("URL", "url", 0, None),
-    Column("TYPE", "type", 5, "type"),
-    Column("PORT", "port", 6, "port"),
-    Column("UPTIME", "uptime", 7, "uptime"),
-    Column("RESTARTS", "restarts", 8, None),
-    Column("REASON", "reason", 0, None),
-)
-NAME_MAX = 28
-URL_MAX = 30
+log = logging.getLogger(__name__)
 
 
 class ForwardTable(ScrollView, can_focus=True):
@@ -345,6 +325,15 @@ class ForwardTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         """One line of the table: the header at y=0, then the rows from the scroll offset."""
+        try:
+            return self._render_line(y)
+        except Exception as exc:  # a row that cannot be drawn must not take the dashboard down
+            log.exception("cannot draw table line %d", y)
+            return Strip([Segment(f" (cannot draw this row: {exc})")]).adjust_cell_length(
+                self._width
+            )
+
+    def _render_line(self, y: int) -> Strip:
         width = self._width
         plain, cursor, header = self._get_palette()
         widths = self._widths(width)
@@ -380,7 +369,7 @@ class ForwardTable(ScrollView, can_focus=True):
         text, style = " ", line
         for col, w in zip(COLUMNS, widths, strict=True):
             cell_style = styles.get(col.field, line)
-            cell = _fit(getattr(cells, col.field), w)
+            cell = fit(getattr(cells, col.field), w)
             if cell_style is style:
                 text += cell + " "
             else:
@@ -399,18 +388,7 @@ class ForwardTable(ScrollView, can_focus=True):
     def _header(self, widths: list[int], style: Style, width: int) -> Strip:
         arrow = " ▼" if self.reverse else " ▲"
         text = " " + "".join(
-            _fit(col.title + (arrow if col.sort_key == self.sort_key else ""), w) + " "
+            fit(col.title + (arrow if col.sort_key == self.sort_key else ""), w) + " "
             for col, w in zip(COLUMNS, widths, strict=True)
         )
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)
-
-
-def _fit(text: str, width: int) -> str:
-    """``text`` padded or cut (with an ellipsis) to exactly ``width`` cells."""
-    if width <= 0:
-        return ""
-    if text.isascii():  # the common case, and one cell per character
-        return text[: width - 1] + "…" if len(text) > width else text.ljust(width)
-    if len(text) > width:
-        return set_cell_size(text[: width - 1] + "…", width)
-    return set_cell_size(text, width)
