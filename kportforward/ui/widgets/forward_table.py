@@ -130,9 +130,15 @@ class ForwardTable(ScrollView, can_focus=True):
         self._reorder()
 
     def refresh_time(self) -> None:
-        """Recompute time-based cells (uptime, countdowns) on the next paint."""
-        self._tick += 1
-        self.refresh()
+        """Recompute time-based cells (uptime, countdowns) when their text can have changed.
+
+        They show whole seconds, so the table repaints once a second for them, whatever the
+        refresh rate; an idle dashboard costs one frame a second.
+        """
+        second = int(self._clock())
+        if second != self._tick:
+            self._tick = second
+            self.refresh()
 
     # --- sorting, filtering, cursor ---------------------------------------------------------
 
