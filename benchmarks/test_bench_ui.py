@@ -140,3 +140,48 @@ def test_refresh_500_forwards_all_changing(benchmark, running: Running) -> None:
     assert len(table.visible_names) == N
     assert table.status_of("svc-001").restarts in (0, 1)
     assert running.app.coalescer.delivered >= 80 * N
+
+
+IDLE_WINDOW = 2.0
+
+
+@pytest.mark.benchmark(group="ui-idle", timer=time.thread_time)
+@pytest.mark.parametrize("n", [16, 500])
+def test_idle_dashboard_cpu(benchmark, n: int) -> None:
+    """Main-thread CPU of an idle dashboard over a 2 s window: nothing changes but the uptimes
+    (real clock, refreshRate 250ms). Divide by the window for the share of one core."""
+    specs = [spec(f"svc-{i:03d}", 20000 + i) for i in range(n)]
+    sup = ScriptedSupervisor(config_of(specs, refresh_rate=0.25))
+    for s in specs:
+        sup.set_quietly(s.name, state=ForwardState.RUNNING, running_since=time.time() - 100, pid=1)
+    app = make_app(sup, config_path="c.yaml", tz=UTC, handle_signals=False)
+    loop = asyncio.new_event_loop()
+    requests: asyncio.Queue[asyncio.Future[None] | None] = asyncio.Queue()
+    ready: asyncio.Future[None] = loop.create_future()
+
+    async def session() -> None:
+        async with app.run_test(size=(120, 30)) as pilot:
+            while not sup.started:
+                await pilot.pause(0.01)
+            await asyncio.sleep(1.0)
+            ready.set_result(None)
+            while (request := await requests.get()) is not None:
+                await asyncio.sleep(IDLE_WINDOW)
+                request.set_result(None)
+
+    task = loop.create_task(session())
+    loop.run_until_complete(ready)
+
+    def window() -> None:
+        done = loop.create_future()
+        requests.put_nowait(done)
+        loop.run_until_complete(done)
+
+    try:
+        benchmark.pedantic(window, rounds=3, iterations=1)
+    finally:
+        requests.put_nowait(None)
+        loop.run_until_complete(task)
+        loop.close()
+    benchmark.extra_info["window_s"] = IDLE_WINDOW
+    assert len(app.main_screen.table.visible_names) == n
