@@ -266,13 +266,16 @@ class Supervisor:
         del self._runners[name]
 
     def _notice(self, level: str, message: str) -> None:
+        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
         self._queue.put_nowait(NoticeEvent(time.time(), level, message))
 
     # -- RunnerHost -----------------------------------------------------------------------------
 
     def emit(self, runner: ForwardRunner, previous: ForwardState, reason: str) -> None:
-        """Publish one transition with the forward's snapshot after it."""
-        self._queue.put_nowait(ForwardEvent(time.time(), runner.status(), previous, reason))
+        """Publish one transition with the forward's snapshot after it (and log it)."""
+        status = runner.status()
+        log.info("%s: %s → %s: %s", status.name, previous.value, status.state.value, reason)
+        self._queue.put_nowait(ForwardEvent(time.time(), status, previous, reason))
 
     def spawn_slot(self) -> asyncio.Semaphore:
         """Bounds kubectl processes between spawn and readiness, so 100 forwards do not stampede."""

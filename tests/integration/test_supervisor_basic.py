@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from kportforward.sim import generated_world
+from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
 from tests.integration.supervisor_helpers import (
     RUNNING,
     Harness,
@@ -109,3 +111,60 @@ async def test_foreign_port_holder_is_left_alone_and_the_forward_moves(kubectl, 
 
 def _fields(spec):
     return {f: getattr(spec, f) for f in spec.__slots__}
+
+
+async def test_port_taken_after_resolution_is_resolved_again(kubectl, sim_factory):
+    """kubectl's "unable to listen" sends the forward back to port resolution, not into a loop."""
+    sim = sim_factory(generated_world(1))
+    specs = echo_specs([("api", "service/svc-000")])
+    port = specs[0].local_port
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
+    squatter = None
+    try:
+        await h.sup.start()
+        await h.all_running()
+        await h.sup.stop("api")
+        squatter = socket.socket()
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        await h.sup.start_forward("api")  # reuses its port: kubectl cannot listen there now
+        await h.wait(
+            lambda: h.state("api") is RUNNING and h.sup.status("api").local_port != port,
+            20,
+            "moved to another port",
+        )
+        reasons = " ".join(e.reason for e in h.events if getattr(e, "forward", "") == "api")
+        assert "local port busy" in reasons
+        assert await echo(h.sup.status("api").local_port, b"elsewhere") == b"elsewhere"
+    finally:
+        if squatter is not None:
+            squatter.close()
+        await h.close()
+
+
+async def test_stale_kubectl_of_ours_on_the_configured_port_is_reclaimed(kubectl, sim_factory):
+    """A kubectl left by a dead kportforward (our env marker, owner gone) gives the port back."""
+    sim = sim_factory(generated_world(1))
+    specs = echo_specs([("api", "service/svc-000")])
+    port = specs[0].local_port
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = subprocess.Popen(
+        [kubectl, "port-forward", "--address", "127.0.0.1", "--kubeconfig",
+         str(sim.kubeconfig_path), "-n", "default", "service/svc-000", f"{port}:9000"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
+        env={**os.environ, OWNER_ENV: str(dead.pid), FORWARD_ENV: "api"},
+    )  # fmt: skip
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
+    try:
+        assert stale.stdout is not None and "Forwarding from" in stale.stdout.readline()
+        await h.sup.start()
+        await h.all_running()
+        assert h.sup.status("api").local_port == port  # not moved: the port was reclaimed
+        assert stale.wait(10) is not None
+        assert await echo(port, b"mine again") == b"mine again"
+    finally:
+        if stale.poll() is None:
+            stale.kill()
+        stale.wait()
+        await h.close()
