@@ -20,7 +20,7 @@ from typing import Any
 
 from kportforward.core.backoff import Backoff
 from kportforward.core.conflicts import resolve_conflicts
-from kportforward.core.models import ClusterStatus, Config, ForwardStatus
+from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus
 from kportforward.core.ports import PortChecker
 from kportforward.core.states import Event, ForwardState, has_process
 from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent, SupervisorEvent
@@ -182,7 +182,9 @@ class Supervisor:
         await asyncio.gather(*(self._remove_runner(n) for n in removed))
         for name in changed:
             runner = self._runners[name]
-            runner.spec = new[name]
+            before, runner.spec = runner.spec, new[name]
+            if _kubectl_fields(before) == _kubectl_fields(new[name]):
+                continue  # only how it is shown changed (type, group, paths): keep the kubectl
             runner.local_port = 0  # resolve again: the port may have changed
             runner.command(Event.USER_START, "config changed")
         if added and self._started:
@@ -413,6 +415,14 @@ class Supervisor:
         except Exception:
             return ""
         return ctx.server if ctx else ""
+
+
+def _kubectl_fields(spec: ForwardSpec) -> tuple[object, ...]:
+    """What kubectl's argv and the local port depend on."""
+    return (
+        spec.target, spec.target_port, spec.local_port, spec.namespace, spec.context,
+        spec.kubeconfig, spec.address,
+    )  # fmt: skip
 
 
 def _probe_timeout(interval: float) -> float:

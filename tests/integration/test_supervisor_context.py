@@ -70,13 +70,15 @@ def write_config(path: Path, forwards: dict[str, dict]) -> None:
 
 
 async def test_config_edit_reloads_with_the_documented_semantics(kubectl, sim_factory, tmp_path):
-    sim = sim_factory(generated_world(4))
-    ports = free_ports(5)
+    sim = sim_factory(generated_world(5))
+    ports = free_ports(6)
     fwd = {
         f"f{i}": {"target": f"service/svc-00{i}", "targetPort": 9000, "localPort": ports[i],
                   "namespace": "default"}
         for i in range(3)
     }  # fmt: skip
+    fwd["f4"] = {"target": "service/svc-004", "targetPort": 9000, "localPort": ports[5],
+                 "namespace": "default", "type": "rpc"}  # fmt: skip
     path = tmp_path / "kpf.yaml"
     write_config(path, fwd)
     config = load_config(str(path))
@@ -96,6 +98,7 @@ async def test_config_edit_reloads_with_the_documented_semantics(kubectl, sim_fa
         edited = dict(fwd)
         del edited["f2"]  # removed
         edited["f1"] = {**fwd["f1"], "localPort": ports[3]}  # changed
+        edited["f4"] = {**fwd["f4"], "type": "web"}  # shown differently: same kubectl
         edited["f3"] = {"target": "service/svc-003", "targetPort": 9000, "localPort": ports[4],
                         "namespace": "default"}  # fmt: skip
         write_config(path, edited)
@@ -104,10 +107,11 @@ async def test_config_edit_reloads_with_the_documented_semantics(kubectl, sim_fa
             10,
             "reload notice",
         )
-        await h.wait(lambda: {s.name for s in h.sup.snapshot()} == {"f0", "f1", "f3"}, 10)
+        await h.wait(lambda: {s.name for s in h.sup.snapshot()} == {"f0", "f1", "f3", "f4"}, 10)
         await h.all_running(20)
         snap = {s.name: s for s in h.sup.snapshot()}
         assert snap["f0"].pid == pids["f0"]  # unchanged: the same kubectl
+        assert snap["f4"].pid == pids["f4"] and snap["f4"].spec.type == "web"
         assert snap["f1"].pid != pids["f1"] and snap["f1"].local_port == ports[3]
         assert await echo(ports[3], b"f1") == b"f1"
         assert await echo(ports[4], b"f3") == b"f3"
