@@ -48,9 +48,9 @@ def kubectls(kubeconfig: str) -> list[psutil.Process]:
     out = []
     for proc in psutil.process_iter(["cmdline", "status"]):
         cmd = proc.info["cmdline"] or []
-        if proc.info["status"] != psutil.STATUS_ZOMBIE and cmd and "kubectl" in cmd[0]:
-            if kubeconfig in cmd:
-                out.append(proc)
+        live = proc.info["status"] != psutil.STATUS_ZOMBIE
+        if live and cmd and "kubectl" in cmd[0] and kubeconfig in cmd:
+            out.append(proc)
     return out
 
 
@@ -59,11 +59,25 @@ def one_run(config: Path, sim: Simulator, env: dict[str, str]) -> tuple[float, f
     master, slave = os.openpty()
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     sim.clear_log()
-    argv = [sys.executable, "-m", "kportforward", "--config", str(config),
-            "--kubeconfig", str(sim.kubeconfig_path)]
+    argv = [
+        sys.executable,
+        "-m",
+        "kportforward",
+        "--config",
+        str(config),
+        "--kubeconfig",
+        str(sim.kubeconfig_path),
+    ]
     start = time.perf_counter()
-    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
-                            start_new_session=True, close_fds=True)
+    proc = subprocess.Popen(
+        argv,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        close_fds=True,
+    )
     os.close(slave)
     seen = b""
     first_frame_wall = 0.0
@@ -113,9 +127,14 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="kpf-first-frame-") as tmp:
         home = Path(tmp) / "home"
         (home / ".config").mkdir(parents=True)
-        env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config"),
-               "KUBECONFIG": str(home / "kubeconfig-unused"),
-               "KUBECACHEDIR": str(Path(tmp) / "kubecache"), "TERM": "xterm-256color"}
+        env = {
+            **os.environ,
+            "HOME": str(home),
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "KUBECONFIG": str(home / "kubeconfig-unused"),
+            "KUBECACHEDIR": str(Path(tmp) / "kubecache"),
+            "TERM": "xterm-256color",
+        }
         env.pop("KPORTFORWARD_CONFIG", None)
         sim = Simulator(generated_world(args.forwards))
         sim.start_in_thread()
@@ -132,12 +151,18 @@ def main() -> int:
         finally:
             sim.stop_in_thread()
     print(f"kportforward first frame, {args.forwards} forwards, 120x30 pty, {args.runs} runs")
-    print(f"  launch -> first frame: median {statistics.median(frames):.3f} s, "
-          f"min {min(frames):.3f} s, max {max(frames):.3f} s (target <= 0.7 s)")
-    print(f"  first frame drawn before the first API request in {sum(x > 0 for x in leads)}/"
-          f"{len(leads)} runs (median lead {statistics.median(leads) * 1000:.0f} ms)")
-    print(f"  q -> process exited: median {statistics.median(quits):.3f} s, max {max(quits):.3f} s;"
-          " no kubectl left")
+    print(
+        f"  launch -> first frame: median {statistics.median(frames):.3f} s, "
+        f"min {min(frames):.3f} s, max {max(frames):.3f} s (target <= 0.7 s)"
+    )
+    print(
+        f"  first frame drawn before the first API request in {sum(x > 0 for x in leads)}/"
+        f"{len(leads)} runs (median lead {statistics.median(leads) * 1000:.0f} ms)"
+    )
+    print(
+        f"  q -> process exited: median {statistics.median(quits):.3f} s, max {max(quits):.3f} s;"
+        " no kubectl left"
+    )
     return 0
 
 

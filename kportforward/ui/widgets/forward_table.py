@@ -231,8 +231,9 @@ class ForwardTable(ScrollView, can_focus=True):
 
     def on_resize(self, event: events.Resize) -> None:
         """Keep the virtual width equal to the widget: the reason column absorbs the rest."""
-        self.virtual_size = Size(event.size.width, len(self._order) + 1)
-        self._width = self.size.width  # Widget.size walks the compositor: once per resize
+        # A compositor lookup, so once per resize; the CSS keeps the scrollbar gutter stable.
+        self._width = self.scrollable_content_region.width
+        self.virtual_size = Size(self._width, len(self._order) + 1)
 
     def action_cursor_up(self) -> None:
         """Move the cursor up one row."""
