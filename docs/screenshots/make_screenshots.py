@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from kportforward.commands.demo import demo_environment
@@ -29,7 +30,7 @@ SETTLED = {ForwardState.RUNNING, ForwardState.FAILED}
 async def shoot(app: KPortForwardApp, out: Path, detail: str) -> None:
     async with app.run_test(size=SIZE) as pilot:
 
-        async def wait(predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+        async def wait(predicate: Callable[[], object], timeout: float = 60.0) -> None:
             deadline = time.monotonic() + timeout
             while not predicate():
                 if time.monotonic() > deadline:
