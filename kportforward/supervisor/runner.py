@@ -184,7 +184,15 @@ class ForwardRunner:
                     self._apply_commands()
                     continue
                 if self.state in (S.STARTING, S.RECONNECTING):
-                    await self._attempt()
+                    try:
+                        await self._attempt()
+                    except Exception as exc:  # a bug must not end the forward's supervision
+                        log.exception("forward %s: unexpected error", self.spec.name)
+                        self.last_error = f"internal error: {type(exc).__name__}: {exc}"
+                        self.retry_at = self._wall() + max(1.0, self.backoff.next_delay())
+                        if self.proc is not None and not self.proc.exited:
+                            self.proc.kill()
+                        self._transition(Event.EXITED, self.last_error)
                 elif self.state in (S.COOLDOWN, S.FAILED):
                     delay = (self.retry_at or 0) - self._wall()
                     if delay <= 0:
@@ -272,9 +280,15 @@ class ForwardRunner:
                 return
             if self.proc is not None:
                 self._connections_before += self.proc.connections
-            proc = await KubectlProcess.spawn(
-                self.host.argv(self, port), forward=self.spec.name, log_lines=self.lines
-            )
+            try:
+                proc = await KubectlProcess.spawn(
+                    self.host.argv(self, port), forward=self.spec.name, log_lines=self.lines
+                )
+            except OSError as exc:  # kubectl vanished or lost its exec bit since startup
+                self.last_error = f"cannot run kubectl: {exc.strerror or exc}"
+                self.retry_at = self._wall() + self.backoff.slow_delay()
+                self._transition(Event.EXITED_FATAL, self.last_error)
+                return
             proc.on_change = self._on_proc_change
             self.proc = proc
             self.spawns += 1

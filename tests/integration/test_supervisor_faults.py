@@ -153,3 +153,17 @@ async def test_not_found_and_forbidden_fail_with_kubectls_message(kubectl, sim_f
         await h.wait(lambda: h.sup._runners["missing"].spawns > before, 5, "immediate retry")
     finally:
         await h.close()
+
+
+async def test_kubectl_that_cannot_be_run_fails_the_forward_without_killing_its_runner(tmp_path):
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(str(tmp_path / "gone" / "kubectl"), str(tmp_path / "kc"), specs))
+    try:
+        await h.sup.start()
+        await h.wait(lambda: h.state("api") is S.FAILED, 10, "Failed")
+        assert h.sup.status("api").reason.startswith("cannot run kubectl")
+        assert not h.sup._runners["api"].task.done()  # still supervised: a restart retries
+        await h.sup.stop("api")
+        assert h.state("api") is S.STOPPED
+    finally:
+        await h.close()
