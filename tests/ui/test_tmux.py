@@ -47,6 +47,7 @@ class Terminal:
         self._run(
             "-f", str(conf), "new-session", "-d", "-s", "t", "-x", "120", "-y", "30", "--", *argv
         )
+        self.socket_path = self._run("display", "-p", "-t", "t", "#{socket_path}").strip()
         self.wrapper = int(self._run("list-panes", "-t", "t", "-F", "#{pane_pid}").strip())
         self.pid = self._child()
 
@@ -97,10 +98,12 @@ class Terminal:
             time.sleep(0.1)
 
     def kill_server(self) -> None:
-        """Close the terminal (the pane's process gets SIGHUP)."""
+        """Close the terminal (the pane's process gets SIGHUP) and remove the server's socket."""
         subprocess.run(
             [self.tmux, "-L", self.socket, "kill-server"], capture_output=True, timeout=10
         )
+        if self.socket_path:
+            Path(self.socket_path).unlink(missing_ok=True)
 
 
 def kubectls_using(kubeconfig: Path) -> list[psutil.Process]:
