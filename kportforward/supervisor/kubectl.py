@@ -95,6 +95,7 @@ _RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
             Failure.FATAL,
             "kubeconfig problem",
         ),
+        (r"^setpriv: failed to execute", Failure.FATAL, "cannot run kubectl"),
         (r"lost connection to pod", Failure.RETRY, "lost connection to pod"),
         (r"pod is not running", Failure.RETRY, "pod not running"),
         (r"timed out waiting for the condition", Failure.RETRY, "no running pod"),

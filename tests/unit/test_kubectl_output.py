@@ -84,6 +84,11 @@ CASES = [
     ),
     (["Error: stat /k/c: no such file or directory"], Failure.FATAL, "kubeconfig problem"),
     (
+        ["setpriv: failed to execute /x/kubectl: No such file or directory"],
+        Failure.FATAL,
+        "cannot run kubectl",
+    ),
+    (
         [
             'E1122 15:20:00.1   42 portforward.go:424] "Unhandled Error" err="an error occurred '
             'forwarding 8080 -> 7000: dial tcp 127.0.0.1:7000: connect: connection refused"',
