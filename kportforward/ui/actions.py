@@ -186,11 +186,11 @@ async def reload_config(app: DashboardActions) -> None:
     try:
         config = await asyncio.to_thread(load_config, app.config_arg)
     except KPortForwardError as exc:
-        app.show_notice(f"Config not reloaded: {exc}", "error")
+        app.call_later(app.show_notice, f"Config not reloaded: {exc}", "error")
         return
     # The supervisor announces the reload itself (a notice event); the table follows its snapshot.
     await app.supervisor.reload(config)
-    app.resync()
+    app.call_later(app.resync)
 
 
 def palette_commands(app: DashboardActions) -> Iterator[SystemCommand]:

@@ -138,7 +138,7 @@ class KPortForwardApp(DashboardActions):
     async def _start(self) -> None:
         await self.supervisor.start()
         self.supervisor_started.set()
-        self.resync()
+        self.call_later(self.resync)  # widgets are updated by the app, not from the worker
 
     async def _consume_events(self) -> None:
         async for event in self.supervisor.events():
