@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import sys
 import time
 import webbrowser
 from collections.abc import Callable, Iterable
@@ -69,7 +71,7 @@ class KPortForwardApp(DashboardActions):
         config_arg: str | None = None,
         clock: Callable[[], float] = time.time,
         tz: tzinfo | None = None,
-        open_url: Callable[[str], bool] = webbrowser.open,
+        open_url: Callable[[str], bool] | None = None,
         handle_signals: bool = True,
         exit_deadline: Callable[[float], None] | None = None,
     ) -> None:
@@ -79,7 +81,7 @@ class KPortForwardApp(DashboardActions):
         self.config_arg = config_arg
         self.clock = clock
         self.tz = tz
-        self.browser = open_url
+        self.browser = open_url or open_in_browser
         self.refresh_rate = max(0.05, supervisor.config.settings.refresh_rate)
         self.statuses: dict[str, ForwardStatus] = {}
         self.clusters: dict[str, ClusterStatus] = {}
@@ -312,6 +314,18 @@ class KPortForwardApp(DashboardActions):
             self.notify(text, title="Error", severity="error", timeout=10)
 
 
+def open_in_browser(url: str) -> bool:
+    """Open ``url`` in a graphical browser; False when there is none.
+
+    Without a display, ``webbrowser`` falls back to console browsers (lynx, w3m) that would take
+    over the dashboard's own terminal, so on Linux without X11/Wayland this declines instead.
+    """
+    graphical = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not graphical:
+        return False
+    return webbrowser.open(url)
+
+
 def make_app(
     supervisor: SupervisorProtocol,
     *,
@@ -319,7 +333,7 @@ def make_app(
     config_arg: str | None = None,
     clock: Callable[[], float] = time.time,
     tz: tzinfo | None = None,
-    open_url: Callable[[str], bool] = webbrowser.open,
+    open_url: Callable[[str], bool] | None = None,
     handle_signals: bool = True,
     exit_deadline: Callable[[float], None] | None = None,
 ) -> KPortForwardApp:

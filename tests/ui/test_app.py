@@ -410,3 +410,16 @@ async def test_reload_config_from_the_palette(tmp_path) -> None:
         app.action_reload_config()
         await wait_for(pilot, lambda: any("Config not reloaded" in m for m in notifications(app)))
         assert app.is_running and app.main_screen.table.visible_names == ("fresh",)
+
+
+def test_no_console_browser_takes_over_the_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kportforward.ui import app
+
+    opened: list[str] = []
+    monkeypatch.setattr(app.webbrowser, "open", lambda url: opened.append(url) or True)
+    monkeypatch.setattr(app.sys, "platform", "linux")
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    assert app.open_in_browser("http://localhost:1") is False and opened == []
+    monkeypatch.setenv("DISPLAY", ":0")
+    assert app.open_in_browser("http://localhost:1") is True and opened == ["http://localhost:1"]
