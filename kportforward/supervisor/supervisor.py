@@ -16,7 +16,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kportforward.core.backoff import Backoff
 from kportforward.core.conflicts import resolve_conflicts
@@ -28,6 +28,9 @@ from kportforward.supervisor.health import ClusterHealth, ClusterKey, ProbeAcces
 from kportforward.supervisor.kubectl import Classification, build_argv
 from kportforward.supervisor.runner import ForwardRunner, Tuning
 from kportforward.supervisor.watch import sample_processes, watch_config, watch_kubeconfig
+
+if TYPE_CHECKING:
+    from kportforward.supervisor.protocol import SupervisorProtocol
 
 log = logging.getLogger(__name__)
 
@@ -445,3 +448,9 @@ def _reclaim(port: int, address: str, name: str) -> str | None:
 
 
 __all__ = ["Supervisor", "Tuning"]
+
+
+if TYPE_CHECKING:
+
+    def _implements_the_protocol(supervisor: Supervisor) -> SupervisorProtocol:
+        return supervisor  # mypy checks that Supervisor satisfies SupervisorProtocol
