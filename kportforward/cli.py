@@ -19,14 +19,11 @@ from kportforward.errors import ArgumentError, KPortForwardError
 log = logging.getLogger(__name__)
 
 EPILOG = """\
-commands:
-  (none)     open the dashboard over your configured forwards
-  demo       the dashboard on a built-in simulated cluster (no cluster needed)
-  run        no UI: keep the forwards alive and print one line per event (--json for JSON)
-  check      validate the merged config and print the forwards
-  sim        run the cluster simulator in the foreground, for kubectl by hand
-  profile    profile the real supervisor under load (cProfile + tracemalloc reports)
-  version    print the version
+examples:
+  kportforward demo                  the dashboard over a simulated cluster
+  kportforward check                 validate ~/.config/kportforward/config.yaml
+  kportforward run --json            headless, one JSON object per event
+  kportforward --config extra.yaml   the dashboard with extra.yaml merged over your config
 
 exit codes: 0 ok, 1 runtime failure, 2 bad input (config, arguments, kubeconfig, missing kubectl)
 """
@@ -73,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kportforward {__version__}")
     _add_common(parser, suppress=False)
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub = parser.add_subparsers(
+        dest="command", title="commands", metavar="COMMAND", parser_class=_Parser
+    )
 
     def command(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)

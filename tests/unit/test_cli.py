@@ -28,7 +28,7 @@ def test_help_lists_every_command() -> None:
     result = run_cli("--help")
     assert result.returncode == 0
     for name in ("demo", "run", "check", "sim", "profile", "version"):
-        assert f"\n  {name}" in result.stdout
+        assert f"\n    {name} " in result.stdout
 
 
 def _modules_after(code: str) -> set[str]:
