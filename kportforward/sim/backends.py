@@ -116,11 +116,12 @@ class _Echo(asyncio.Protocol):
         self._transport.write(data)
 
     def eof_received(self) -> bool:
-        # The client's EOF becomes ours once everything is echoed (write_eof flushes first).
+        # The client's EOF becomes ours once everything is echoed (write_eof flushes first); with
+        # both directions finished the transport closes (after flushing), so no socket lingers.
         assert self._transport is not None
         if self._transport.can_write_eof():
             self._transport.write_eof()
-        return True
+        return False
 
     def pause_writing(self) -> None:
         assert self._transport is not None

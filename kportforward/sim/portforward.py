@@ -213,8 +213,8 @@ class PortForwardSession(asyncio.Protocol):
                 if req.backend is not None:
                     req.backend.abort()
         elif ftype == spdy.GOAWAY:
-            if self._transport is not None:
-                self._transport.close()
+            # kubectl is leaving: drop the connection (a graceful TLS close racing kubectl's own
+            # close only produced "cannot switch state" errors).
             self.close()
 
     def _syn_stream(self, payload: bytes) -> None:
