@@ -202,7 +202,9 @@ def test_a_person_uses_the_dashboard_and_quits(dashboard) -> None:
     term.wait_screen(lambda s: "Keys" in s and "restart the selected forward" in s, what="help")
     term.keys("Escape")
     term.wait_screen(lambda s: "Keys" not in s, what="help closed")
-    term.keys("/", *"payments")
+    term.keys("/")
+    term.wait_screen(lambda s: "filter: name, namespace" in s, what="the filter box")
+    term.keys(*"payments")
     screen = term.wait_screen(lambda s: " web " not in s, what="web filtered out")
     assert " api " in screen
     term.keys("Escape")
