@@ -262,9 +262,7 @@ class ForwardRunner:
             self._transition(Event.CLUSTER_DOWN, blocked)
             return
         try:
-            port, moved = await self.host.resolve_port(
-                self, again=self._reresolve or not self.local_port
-            )
+            port, moved = await self.host.resolve_port(self, again=self._reresolve)
         except LookupError as exc:
             self.retry_at = self._wall() + self.backoff.next_delay()
             self.last_error = str(exc.args[0] if exc.args else exc)

@@ -88,6 +88,7 @@ class Supervisor:
         )
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._assigned: dict[str, tuple[int, str | None]] = {}
+        self._port_lock = asyncio.Lock()
         self._unresolved: dict[str, str] = {}
         self._tasks: list[asyncio.Task[Any]] = []
         self._kube_watchers: dict[str | None, Any] = {}
@@ -321,14 +322,17 @@ class Supervisor:
         assigned = self._assigned.pop(name, None)
         if assigned is not None and not again:
             return assigned
-        if runner.local_port:
-            self._checker.invalidate(runner.local_port)
-        self._checker.invalidate(runner.spec.local_port)
-        await self._assign_ports([runner.spec])
-        got = self._assigned.pop(name, None)
-        if got is None:
-            raise LookupError(self._unresolved.pop(name, "no free local port"))
-        return got
+        # One resolution at a time: two forwards re-resolving at once must not both pick the same
+        # free port. The runner takes the port before this lock is free for the next one.
+        async with self._port_lock:
+            if runner.local_port:
+                self._checker.invalidate(runner.local_port)
+            self._checker.invalidate(runner.spec.local_port)
+            await self._assign_ports([runner.spec])
+            got = self._assigned.pop(name, None)
+            if got is None:
+                raise LookupError(self._unresolved.pop(name, "no free local port"))
+            return got
 
     async def _assign_ports(self, specs: Any) -> None:
         """One batch: reclaim our own stale kubectl on configured ports, then resolve_conflicts."""
@@ -336,11 +340,13 @@ class Supervisor:
         if not specs:
             return
         names = {s.name for s in specs}
+        # Ports our other forwards hold, or were assigned and are about to take, stay theirs.
         reserved = {
             n: r.local_port
             for n, r in self._runners.items()
             if n not in names and r.local_port and r.state is not ForwardState.STOPPED
         }
+        reserved.update((n, port) for n, (port, _) in self._assigned.items() if n not in names)
         others = [r.spec for n, r in self._runners.items() if n in reserved]
 
         def work() -> Any:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from kportforward.core.models import ForwardSpec
 from kportforward.sim import generated_world
 from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
 from tests.integration.supervisor_helpers import (
@@ -168,3 +169,56 @@ async def test_stale_kubectl_of_ours_on_the_configured_port_is_reclaimed(kubectl
             stale.kill()
         stale.wait()
         await h.close()
+
+
+def _free_block(n: int) -> int:
+    """The first of ``n`` consecutive ports free on 127.0.0.1 (none held when this returns)."""
+    for base in range(21000, 60000, 37):
+        socks = []
+        try:
+            for port in range(base, base + n):
+                s = socket.socket()
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        if len(socks) == n:
+            return base
+    raise AssertionError("no block of free ports")
+
+
+async def test_moved_forwards_never_collide_with_each_other_or_configured_ports(
+    kubectl, sim_factory
+):
+    """Two forwards pushed off foreign-held ports must not both land on one free port, nor on a
+    port another forward is configured for: each spawns once, on its own port."""
+    sim = sim_factory(generated_world(3))
+    base = _free_block(6)
+    squatters = []
+    for port in (base, base + 2):
+        s = socket.socket()
+        s.bind(("127.0.0.1", port))
+        s.listen()
+        squatters.append(s)
+    specs = tuple(
+        ForwardSpec(name, f"service/svc-00{i}", 9000, base + i, namespace="default")
+        for i, name in enumerate(("a", "b", "c"))
+    )
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
+    try:
+        await h.sup.start()
+        await h.all_running()
+        ports = {s.name: s.local_port for s in h.sup.snapshot()}
+        assert ports["b"] == base + 1  # free and configured: kept
+        assert len(set(ports.values())) == 3
+        assert base not in ports.values() and base + 2 not in ports.values()
+        for status in h.sup.snapshot():
+            assert status.restarts == 0, (status.name, status.history)
+            assert await echo(status.local_port, b"x") == b"x"
+    finally:
+        await h.close()
+        for s in squatters:
+            s.close()
