@@ -50,7 +50,7 @@ class ClusterEvent:
 
 @dataclass(frozen=True, slots=True)
 class NoticeEvent:
-    """Something a person should see once: config reloaded, a port moved, a config error on reload."""
+    """Something to show a person once: config reloaded, a port moved, a bad config on reload."""
 
     ts: float
     level: str

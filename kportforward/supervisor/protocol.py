@@ -16,7 +16,7 @@ class SupervisorProtocol(Protocol):
     config: Config
 
     async def start(self) -> None:
-        """Resolve ports and start every configured forward; returns once all are spawned or queued."""
+        """Resolve ports and start every forward; returns once all are spawned or queued."""
 
     def snapshot(self) -> tuple[ForwardStatus, ...]:
         """Every forward's current status, sorted by name. Cheap; callable at any rate."""
@@ -28,7 +28,7 @@ class SupervisorProtocol(Protocol):
         """The single event stream, in order. One consumer."""
 
     def log_lines(self, name: str) -> tuple[str, ...]:
-        """The last few hundred lines kubectl printed for ``name`` (stdout and stderr, timestamped)."""
+        """The last few hundred lines kubectl printed for ``name`` (stdout and stderr)."""
 
     async def stop(self, name: str) -> None:
         """Stop one forward (its kubectl exits); it stays Stopped until started."""
@@ -40,7 +40,7 @@ class SupervisorProtocol(Protocol):
         """Stop and start one forward now (a new kubectl, a new pid)."""
 
     async def reload(self, config: Config) -> None:
-        """Apply a new config: added start, removed stop, changed restart, unchanged keep their pid."""
+        """Apply a config: added start, removed stop, changed restart, unchanged keep their pid."""
 
     async def shutdown(self) -> None:
         """Stop everything; no kubectl is left. Idempotent."""
