@@ -2,7 +2,7 @@
 
 Every error carries a one-line ``message`` (what is wrong, naming the file, line or key) and a
 ``hint`` (what to do). The CLI prints ``str(error)`` on one line and exits with ``exit_code``.
-Foreign exceptions are translated into the most specific class here at the boundary where they occur.
+Foreign exceptions are translated into the most specific class here, at the boundary.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class KubectlNotFoundError(BadInputError):
 
 
 class KubeconfigError(BadInputError):
-    """A kubeconfig file is missing, corrupt, or names a context/cluster/user that does not exist."""
+    """A kubeconfig is missing, corrupt, or names a context/cluster/user that does not exist."""
 
 
 class KubeContextError(KubeconfigError):

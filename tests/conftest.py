@@ -1,4 +1,4 @@
-"""Shared fixtures. Every test is hermetic: a temporary HOME, XDG dirs, KUBECONFIG and KUBECACHEDIR."""
+"""Shared fixtures. Every test is hermetic: temporary HOME, XDG dirs, KUBECONFIG, KUBECACHEDIR."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
 
 @pytest.fixture
 def kubectl() -> str:
-    """Path of the real kubectl; skip without it, unless KPORTFORWARD_REQUIRE_KUBECTL=1 (then fail)."""
+    """The real kubectl; skipped without it, failed if KPORTFORWARD_REQUIRE_KUBECTL=1."""
     path = shutil.which("kubectl")
     if path is None:
         if os.environ.get("KPORTFORWARD_REQUIRE_KUBECTL") == "1":

@@ -1,4 +1,4 @@
-"""Durations as people write them: ``500ms``, ``2s``, ``1m``, ``1h``, ``1m30s``; a bare number is seconds."""
+"""Durations as people write them: ``500ms``, ``2s``, ``1m``, ``1m30s``; a bare number: seconds."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 
 
 def parse_duration(value: object) -> float:
-    """Return ``value`` in seconds; raise ValueError with a human message if it is not a duration."""
+    """``value`` in seconds; ValueError with a human message if it is not a duration."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 500ms, 2s or 1m, got {value!r}")
     if isinstance(value, int | float):

@@ -72,7 +72,7 @@ class Settings:
 
 @dataclass(frozen=True, slots=True)
 class ConfigWarning:
-    """Something in a config that is accepted but probably not meant (an unknown key, a shared port)."""
+    """Accepted in a config but probably not meant: an unknown key, a shared port."""
 
     message: str
     path: str | None = None
