@@ -123,13 +123,15 @@ def demo_environment() -> Iterator[tuple[Any, Path, Path]]:
         sim = Simulator(demo_world(), workdir=tmp)
         sim.start_in_thread()
         try:
+            kubeconfig = sim.kubeconfig_path
+            assert kubeconfig is not None  # written by start_in_thread()
             config_path = Path(tmp) / "config.yaml"
             config_path.write_text(demo_config_yaml())
             os.environ["KPORTFORWARD_CONFIG"] = str(config_path)
-            os.environ["KUBECONFIG"] = str(sim.kubeconfig_path)
+            os.environ["KUBECONFIG"] = str(kubeconfig)
             os.environ["KUBECACHEDIR"] = str(Path(tmp) / "kube-cache")
             with Chaos(sim):
-                yield sim, config_path, Path(sim.kubeconfig_path)
+                yield sim, config_path, Path(kubeconfig)
         finally:
             sim.stop_in_thread()
             for key, value in saved.items():
