@@ -19,17 +19,6 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-def check_kubeconfigs(config: Any, explicit: str | None) -> None:
-    """One line, exit 2, when a kubeconfig or context the forwards need is unusable; reads files."""
-    from kportforward.kube.kubeconfig import validate_kubeconfig_for_startup
-
-    needed: dict[str | None, set[str | None]] = {}
-    for spec in config.forwards:
-        needed.setdefault(spec.kubeconfig or explicit, set()).add(spec.context)
-    for kubeconfig, contexts in needed.items():
-        validate_kubeconfig_for_startup(kubeconfig, contexts)
-
-
 def build_supervisor(config: Any, args: argparse.Namespace, kubectl: str) -> Any:
     """The real supervisor for ``config``, watching the config files for changes."""
     from kportforward.supervisor.supervisor import Supervisor
@@ -58,11 +47,12 @@ def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
     from kportforward.commands.run import resolve_kubectl
     from kportforward.core.config import load_config, user_config_path
+    from kportforward.kube.kubeconfig import validate_forward_kubeconfigs
 
     config_arg = getattr(args, "config", None)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
-    check_kubeconfigs(config, getattr(args, "kubeconfig", None))
+    validate_forward_kubeconfigs(config.forwards, getattr(args, "kubeconfig", None))
     supervisor = build_supervisor(config, args, kubectl)
     config_path = str(config_arg or user_config_path())
     log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)

@@ -144,23 +144,15 @@ def _say(stream: TextIO, line: str) -> None:
         pass
 
 
-def _check_kubeconfigs(config: Config, explicit: str | None) -> None:
-    """One line, exit 2, when a kubeconfig or context the forwards need is unusable."""
-    from kportforward.kube.kubeconfig import validate_kubeconfig_for_startup
-
-    groups: dict[str | None, set[str | None]] = {}
-    for spec in config.forwards:
-        groups.setdefault(spec.kubeconfig or explicit, set()).add(spec.context)
-    for kubeconfig, contexts in groups.items():
-        validate_kubeconfig_for_startup(kubeconfig, contexts)
-
-
-def check_credentials(config: Config, explicit: str | None, timeout: float = 10.0) -> None:
+def check_credentials(
+    config: Config, explicit: str | None, timeout: float = 10.0, err: TextIO | None = None
+) -> None:
     """Exit-2 error when a kubeconfig user cannot produce credentials (a failing exec plugin).
 
     One access probe per (kubeconfig, context), concurrently and bounded by ``timeout``. Only a
-    ``config`` result is fatal here: an unreachable cluster or rejected credentials may recover,
-    so those forwards start and go Suspended instead.
+    ``config`` result is fatal here: an unreachable cluster or rejected credentials may recover
+    (a VPN not up yet, a login about to happen), so those forwards start Suspended and resume by
+    themselves; each such cluster gets one warning line on ``err`` saying so.
     """
     from kportforward.errors import KubeconfigError
     from kportforward.kube.access import probe_access
@@ -172,14 +164,24 @@ def check_credentials(config: Config, explicit: str | None, timeout: float = 10.
             await asyncio.gather(*(probe_access(ctx, kc, None, timeout) for kc, ctx in pairs))
         )
 
-    for result in asyncio.run(probe_all()):
+    results = asyncio.run(probe_all())
+    for result in results:
         if result.kind == "config":
             raise KubeconfigError(result.message, "fix the kubeconfig's user, or log in again")
+    for result in results:
+        if not result.ok:
+            print(
+                f"kportforward: warning: {result.message} — its forwards wait Suspended and "
+                "resume when the cluster answers",
+                file=err or sys.stderr,
+                flush=True,
+            )
 
 
 def main(args: Any) -> int:
     """``kportforward run``."""
     from kportforward.core.config import load_config, user_config_path
+    from kportforward.kube.kubeconfig import validate_forward_kubeconfigs
     from kportforward.supervisor.supervisor import Supervisor
 
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
@@ -190,7 +192,7 @@ def main(args: Any) -> int:
             f"add some under portForwards in {user_config_path()} or pass --config PATH",
         )
     kubeconfig = getattr(args, "kubeconfig", None)
-    _check_kubeconfigs(config, kubeconfig)
+    validate_forward_kubeconfigs(config.forwards, kubeconfig)
     check_credentials(config, kubeconfig)
     supervisor = Supervisor(
         config,
