@@ -14,6 +14,7 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -32,12 +33,25 @@ def build_supervisor(config: Any, args: argparse.Namespace, kubectl: str) -> Any
     )
 
 
-def run_dashboard(supervisor: Any, *, config_path: str, config_arg: str | None) -> int:
-    """Run the app over ``supervisor`` until the user quits; returns the exit code."""
+def run_dashboard(
+    supervisor: Any,
+    *,
+    config_path: str,
+    config_arg: str | None,
+    last_resort: Callable[[], None] | None = None,
+) -> int:
+    """Run the app over ``supervisor`` until the user quits; returns the exit code.
+
+    ``last_resort`` runs if the quit deadline has to end the process (e.g. the demo removes its
+    temporary files); it must be quick and must not block.
+    """
     from kportforward.ui.app import make_app
 
     app = make_app(
-        supervisor, config_path=config_path, config_arg=config_arg, exit_deadline=ExitDeadline()
+        supervisor,
+        config_path=config_path,
+        config_arg=config_arg,
+        exit_deadline=ExitDeadline(last_resort),
     )
     app.run()
     return int(app.return_code or 0)
@@ -66,7 +80,8 @@ class ExitDeadline:
     supervisor's kubectl children carry a parent-death signal, so ending the process ends them too.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, last_resort: Callable[[], None] | None = None) -> None:
+        self._last_resort = last_resort
         self._due = float("inf")
         self._timer: threading.Timer | None = None
         self._tty_attrs: list[Any] | None = None
@@ -90,6 +105,9 @@ class ExitDeadline:
     def _expire(self) -> None:
         log.warning("dashboard did not finish quitting in time; exiting now")
         self._restore_terminal()
+        if self._last_resort is not None:
+            with contextlib.suppress(Exception):
+                self._last_resort()
         logging.shutdown()
         os._exit(0)
 

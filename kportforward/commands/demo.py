@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -169,4 +170,9 @@ def main(args: argparse.Namespace) -> int:
             return asyncio.run(
                 run_headless(supervisor, json_lines=bool(args.json), duration=duration)
             )
-        return run_dashboard(supervisor, config_path=str(config_path), config_arg=None)
+        return run_dashboard(
+            supervisor,
+            config_path=str(config_path),
+            config_arg=None,
+            last_resort=lambda: shutil.rmtree(config_path.parent, ignore_errors=True),
+        )
