@@ -1,14 +1,16 @@
 """Bugs found by the reliability/security work in code owned by others, one test each.
 
 Each test describes the intended behaviour (issue #8 and DESIGN.md); its docstring names the file,
-the cause and the fix proposed when it was found. All six were failing when written (15:38-15:47)
-and pass since the owners' fixes (da57870 logs/profile, f6755a7 sim watch, 094a8fd supervisor
-backoff, exec-plugin suspension and run's credential check): they stay as regression tests.
+the cause and the fix proposed when it was found. The first six were failing when written
+(15:38-15:47) and pass since the owners' fixes (da57870 logs/profile, f6755a7 sim watch, 094a8fd
+supervisor backoff, exec-plugin suspension and run's credential check): they stay as regression
+tests. The last one (a replaced pod under a service forward → Failed) is open: it fails until fixed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import subprocess
 import sys
@@ -242,3 +244,43 @@ def test_sim_answers_the_next_request_on_a_connection_after_a_watch_ends(sim_fac
         while chunk := s.recv(65536):
             response += chunk
     assert response.startswith(b"HTTP/1.1 200"), response[:200]
+
+
+async def test_a_pod_replaced_under_a_service_forward_is_not_a_permanent_failure(
+    kubectl: str, sim_factory, tmp_path: Path
+) -> None:
+    """kportforward/supervisor/kubectl.py ``_PATTERNS`` (line ~90): ``\\(NotFound\\)`` is FATAL, so
+    when the pod kubectl picked for ``service/X`` is deleted before kubectl's ``GET pods/NAME``
+    (every rolling update; seen in the 100-forward chaos run: "Error from server (NotFound): pods
+    "svc-011-…" not found"), the forward goes Failed and waits the 30 s cap although the service
+    and its new pod are fine. (The "error upgrading connection: … not found" form of the same race
+    is already RETRY.)
+
+    Fix: classify ``Error from server (NotFound): pods "…" not found`` as RETRY ("pod went away")
+    unless the forward's own target is ``pod/NAME`` (runner ``_on_exit`` knows the spec), keeping
+    NotFound of the target itself (services, deployments …) FATAL.
+    """
+    from kportforward.core.backoff import Backoff
+    from kportforward.core.states import ForwardState
+    from tests.integration.supervisor_helpers import Harness, echo_specs, make_supervisor
+
+    sim = sim_factory(generated_world(1))
+    # kubectl resolves service → pod, then GETs that pod: make that GET find nothing, as when the
+    # pod was replaced in between.
+    rule = sim.add_rule(
+        404, method="GET", path_regex=r"^/api/v1/namespaces/default/pods/svc-000-[^/]+$"
+    )
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=Backoff))
+    try:
+        await h.sup.start()
+        await h.wait(lambda: "not found" in (h.sup.status("api").last_error or ""),
+                     what="kubectl's NotFound")  # fmt: skip
+        sim.remove_rule(rule)  # the replacement pod is there now
+        with contextlib.suppress(AssertionError):
+            await h.wait(lambda: h.state("api") is ForwardState.RUNNING, timeout=10)
+        states = h.states("api")
+    finally:
+        await h.close()
+    assert ForwardState.FAILED not in states, [s.value for s in states]
+    assert ForwardState.RUNNING in states
