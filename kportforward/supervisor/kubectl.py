@@ -110,13 +110,25 @@ _RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
 )
 
 
-def classify(lines: list[str] | tuple[str, ...], returncode: int | None) -> Classification:
-    """Classify a kubectl exit from its stderr lines (oldest first) and exit code."""
+_POD_NOT_FOUND = re.compile(r'\(NotFound\): pods "')
+
+
+def classify(
+    lines: list[str] | tuple[str, ...], returncode: int | None, *, pod_target: bool = True
+) -> Classification:
+    """Classify a kubectl exit from its stderr lines (oldest first) and exit code.
+
+    ``pod_target`` is False when the forward targets a service or workload: then a NotFound for
+    the *pod* kubectl picked means that pod was replaced between kubectl's list and its get (every
+    rolling update), which a retry fixes; the target itself missing stays fatal.
+    """
     # kubectl's own error lines first; its klog "E…" lines only when it printed nothing else.
     errors = [ln for ln in lines if ln and not _KLOG.match(ln)]
     if not errors:
         errors = [ln for ln in lines if ln.startswith("E") and _KLOG.match(ln)]
     for line in reversed(errors):
+        if not pod_target and _POD_NOT_FOUND.search(line):
+            return Classification(Failure.RETRY, "pod went away", _clean(line))
         for pattern, failure, reason in _RULES:
             if pattern.search(line):
                 return Classification(failure, reason, _clean(line))
@@ -309,9 +321,9 @@ class KubectlProcess:
         assert self._exit is not None
         self._exit.add_done_callback(lambda _f: callback())
 
-    def classify(self) -> Classification:
-        """Why kubectl exited, from what it printed."""
-        return classify(self.errors, self.returncode)
+    def classify(self, *, pod_target: bool = True) -> Classification:
+        """Why kubectl exited, from what it printed (see :func:`classify`)."""
+        return classify(self.errors, self.returncode, pod_target=pod_target)
 
     def _note(self, text: str) -> None:
         self.lines.append(f"{time.strftime('%H:%M:%S')} [kportforward] {text}")

@@ -429,7 +429,7 @@ class ForwardRunner:
         await proc.stop(tuning.stop_interrupt_wait, tuning.stop_term_wait)
 
     def _on_exit(self, proc: KubectlProcess) -> None:
-        why = proc.classify()
+        why = proc.classify(pod_target=self.spec.kind.lower() in ("pod", "po", "pods"))
         self.last_error = why.message
         if why.failure in (Failure.AUTH, Failure.NETWORK):
             self.host.cluster_failed(self, why)

@@ -165,3 +165,13 @@ async def test_stop_sends_sigint_first(tmp_path) -> None:
     # Python dies of an unhandled SIGINT: -2 (not -15/-9) proves SIGINT came first.
     assert code == -2
     assert proc.exited
+
+
+def test_a_missing_pod_is_fatal_only_for_pod_targets() -> None:
+    line = 'Error from server (NotFound): pods "svc-000-abc" not found'
+    assert classify([line], 1, pod_target=True).failure is Failure.FATAL
+    replaced = classify([line], 1, pod_target=False)
+    assert replaced.failure is Failure.RETRY and replaced.reason == "pod went away"
+    # the target itself missing stays fatal whatever the target kind
+    service = 'Error from server (NotFound): services "api" not found'
+    assert classify([service], 1, pod_target=False).failure is Failure.FATAL
