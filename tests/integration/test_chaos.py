@@ -4,7 +4,7 @@ manager's fds/threads/tasks/RSS flat. The scenario is ``benchmarks/e2e_chaos.py`
 (the 5-minute, 100-forward figures live there and in docs/perf-chaos.md); here only functional
 bounds are asserted, never timings: every forward must come back within 40 s, longer than the
 backoff cap (30 s), because forwards that lose healthy tunnels often are currently backed off up
-to the cap (tests/integration/test_found_bugs.py); with that fixed they come back in about 1 s.
+to the cap (tests/integration/test_regressions.py); with that fixed they come back in about 1 s.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ in the hermetic HOME, in the working directory or next to the inputs.
 The config corpus is tests/unit/test_config_bad.py (tests/data/config/bad), the kubeconfig corpus
 for ``run`` is tests/unit/test_kubeconfig.py; this file adds the CLI-level cases: arguments,
 kubectl, log file, output directories, config files that are not config files, and kubeconfig
-problems for the dashboard. Cases found broken live in tests/integration/test_found_bugs.py.
+problems for the dashboard. Cases that were once broken live in tests/integration/test_regressions.py.
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ CASES = [
     C("demo-headless-kubectl-directory", ("demo", "--headless", "--kubectl", "{in}/adir"),
       ("--kubectl", "adir")),
     C("profile-kubectl-missing", ("profile", "--kubectl", "{in}/nope"), ("kubectl", "nope")),
-    # -- output paths (the --log-file cases are in tests/integration/test_found_bugs.py)
+    # -- output paths (the --log-file cases are in tests/integration/test_regressions.py)
     C("profile-output-is-a-file", ("profile", "--output", "{in}/good.yaml"), ("--output",)),
     C("profile-output-under-a-file", ("profile", "--output", "{in}/good.yaml/out"),
       ("--output",)),

@@ -1,10 +1,7 @@
-"""Bugs found by the reliability/security work in code owned by others, one test each.
+"""Regression tests for bugs the reliability work found, one test each.
 
-Each test describes the intended behaviour (issue #8 and DESIGN.md); its docstring names the file,
-the cause and the fix proposed when it was found. The first six were failing when written
-(15:38-15:47) and pass since the owners' fixes (da57870 logs/profile, f6755a7 sim watch, 094a8fd
-supervisor backoff, exec-plugin suspension and run's credential check): they stay as regression
-tests. The last one (a replaced pod under a service forward → Failed) is open: it fails until fixed.
+Each docstring names where the bug was, what went wrong and the fix that was applied; each test
+failed before its fix.
 """
 
 from __future__ import annotations
