@@ -1,4 +1,4 @@
-"""End-to-end figures for the kube layer against the simulator (prints them; see docs/perf-kube.md).
+"""End-to-end figures for the kube layer against the simulator (prints them; see docs/PERFORMANCE.md).
 
     .venv/bin/python benchmarks/e2e_kube.py [--rounds 20]
 

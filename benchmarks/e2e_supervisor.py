@@ -1,4 +1,4 @@
-"""End-to-end figures for the supervisor with the real kubectl (see docs/perf-supervisor.md).
+"""End-to-end figures for the supervisor with the real kubectl (see docs/PERFORMANCE.md).
 
     .venv/bin/python benchmarks/e2e_supervisor.py [--forwards 100] [--idle 60]
 

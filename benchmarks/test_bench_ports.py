@@ -276,7 +276,7 @@ def test_probe_threads_uncapped(benchmark, cold_ports, threads):
         assert all(rec.available for rec in benchmark(run))
 
 
-# -- the table for docs/perf-ports.md -------------------------------------------------------------
+# -- the table for docs/PERFORMANCE.md -------------------------------------------------------------
 
 
 def _fmt_time(seconds: float) -> str:

@@ -332,7 +332,7 @@ class PortChecker:
             return [probe_port(port, address) for port in ports]
         # One task per chunk, not per port: a future costs more than the bind it would wrap. No
         # more threads than CPUs: the Python half of a probe holds the GIL, so extra threads only
-        # queue for it (docs/perf-ports.md has the measurements).
+        # queue for it (docs/PERFORMANCE.md has the measurements).
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = max(1, min(self.max_workers, cpus or 1, len(ports) // (_PARALLEL_THRESHOLD // 2)))
         if workers == 1:

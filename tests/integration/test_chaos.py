@@ -1,7 +1,7 @@
 """Chaos, short: 30 forwards, ~30 s of SIGKILLed kubectls, replaced pods, dropped streams and a hung
 API server, then every forward Running, carrying traffic, no kubectl of ours left over, and the
 manager's fds/threads/tasks/RSS flat. The scenario is ``benchmarks/e2e_chaos.py``'s ``run_chaos``
-(the 5-minute, 100-forward figures live there and in docs/perf-chaos.md); here only functional
+(the 5-minute, 100-forward figures live there and in docs/PERFORMANCE.md); here only functional
 bounds are asserted, never timings: every forward must come back within 40 s, longer than the
 backoff cap (30 s), because forwards that lose healthy tunnels often are currently backed off up
 to the cap (tests/integration/test_regressions.py); with that fixed they come back in about 1 s.
