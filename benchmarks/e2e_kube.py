@@ -1,4 +1,4 @@
-"""End-to-end figures for the kube layer against the simulator (prints them; see docs/PERFORMANCE.md).
+"""End-to-end figures for the kube layer against the simulator (printed; docs/PERFORMANCE.md).
 
     .venv/bin/python benchmarks/e2e_kube.py [--rounds 20]
 

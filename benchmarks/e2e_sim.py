@@ -1,4 +1,4 @@
-"""End-to-end figures for the simulator with the real kubectl (prints them; see docs/PERFORMANCE.md).
+"""End-to-end figures for the simulator with the real kubectl (printed; see docs/PERFORMANCE.md).
 
     .venv/bin/python benchmarks/e2e_sim.py throughput [--mb 50] [--transport spdy|websocket]
     .venv/bin/python benchmarks/e2e_sim.py concurrent [--n 100]

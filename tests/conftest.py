@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -55,3 +56,15 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 60, 
         env={**os.environ, **(env or {})},
         **kw,
     )
+
+
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct ports that were free a moment ago on 127.0.0.1 (all bound at once)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import gc
 import os
-import socket
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -19,6 +18,7 @@ from kportforward.core.states import ForwardState
 from kportforward.supervisor.reclaim import OWNER_ENV
 from kportforward.supervisor.runner import Tuning
 from kportforward.supervisor.supervisor import Supervisor
+from tests.conftest import free_ports
 
 RUNNING = ForwardState.RUNNING
 
@@ -40,19 +40,6 @@ def fast_backoff() -> Backoff:
 def cluster_backoff() -> Backoff:
     """Access-probe steps for suspended clusters: 0.2, 0.4, 0.8, 1.0 …"""
     return Backoff(base=0.2, cap=1.0, jitter=0.0)
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports free right now on 127.0.0.1."""
-    socks, ports = [], []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-        ports.append(s.getsockname()[1])
-    for s in socks:
-        s.close()
-    return ports
 
 
 def echo_specs(names_targets: Iterable[tuple[str, str]], **kw: Any) -> tuple[ForwardSpec, ...]:

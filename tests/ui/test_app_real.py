@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from datetime import UTC
 
@@ -17,24 +16,12 @@ from kportforward.supervisor.supervisor import Supervisor
 from kportforward.ui.app import KPortForwardApp, make_app
 from kportforward.ui.screens.details import DetailsScreen
 from kportforward.ui.screens.log import LogScreen
+from tests.conftest import free_ports
 from tests.ui.fakes import config_of, spec
 from tests.ui.helpers import screen_text, wait_for
 
 S = ForwardState
 TIMEOUT = 30.0
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that were free a moment ago on 127.0.0.1."""
-    socks = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        socks.append(s)
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
 
 
 def world() -> World:

@@ -5,7 +5,7 @@ in the hermetic HOME, in the working directory or next to the inputs.
 The config corpus is tests/unit/test_config_bad.py (tests/data/config/bad), the kubeconfig corpus
 for ``run`` is tests/unit/test_kubeconfig.py; this file adds the CLI-level cases: arguments,
 kubectl, log file, output directories, config files that are not config files, and kubeconfig
-problems for the dashboard. Cases that were once broken live in tests/integration/test_regressions.py.
+problems for the dashboard. Cases once broken live in tests/integration/test_regressions.py.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from kportforward.core.ports import PortChecker, addresses_overlap, probe_port
+from tests.conftest import free_ports
 
 _HOLDER_SCRIPT = textwrap.dedent(
     """
@@ -69,18 +70,6 @@ def free_port(address: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((address, 0))
         return s.getsockname()[1]
-
-
-def free_ports(n: int) -> list[int]:
-    """``n`` distinct ports that were free a moment ago (all bound at once, so no repeats)."""
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 class FakeTimer:
