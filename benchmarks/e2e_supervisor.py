@@ -171,6 +171,12 @@ async def bench(
         span = time.monotonic() - t1
         assert all_running(sup), "a forward left Running while idle"
         tasks = len(asyncio.all_tasks())
+        kubectl_rss = sorted(
+            psutil.Process(st.pid).memory_info().rss for st in sup.snapshot() if st.pid
+        )
+        print(f"kubectl RSS: median {statistics.median(kubectl_rss) / 2**20:.1f} MiB, max "
+              f"{kubectl_rss[-1] / 2**20:.1f} MiB, total {sum(kubectl_rss) / 2**20:.0f} MiB "
+              f"for {len(kubectl_rss)} processes")  # fmt: skip
         print(f"idle: supervisor CPU {busy:.2f} s over {span:.1f} s = {100 * busy / span:.2f}% of "
               f"one core (probe budget {budget:g}/s: each of {n} tunnels every "
               f"{max(1.0, n / budget):g} s; {sup.prober.ticks} ticks); RSS "
@@ -179,7 +185,8 @@ async def bench(
 
         # 3. recovery after SIGKILL, five victims one after another (medians: the box is shared)
         recs, news = [], []
-        for victim in ("f007", "f023", "f041", "f059", "f077"):
+        # five victims spread over the forwards (any N ≥ 5)
+        for victim in [f"f{(n * k) // 10:03d}" for k in (1, 3, 5, 7, 9)]:
             old = sup.status(victim).pid
             assert old is not None
             t_kill = time.time()
@@ -204,7 +211,7 @@ async def bench(
         )
 
         # 4a. a deleted (replaced) pod
-        victim = "f011"
+        victim = f"f{n // 2 + 1:03d}" if n > 2 else "f000"
         pod = sup._runners[victim].proc.pod  # type: ignore[union-attr]
         t_del = time.time()
         client.restart_pod("default", pod)
