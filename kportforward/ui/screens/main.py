@@ -27,7 +27,7 @@ def empty_state_text(config_path: str) -> str:
         "[b]No forwards configured.[/b]\n\n"
         f"Add one to [b]{escape(config_path)}[/b], for example:\n\n"
         f"[$accent]{escape(EXAMPLE_ENTRY)}[/]\n\n"
-        "then restart kportforward, or press [b]ctrl+p[/b] and choose [b]Reload config[/b].\n"
+        "and save: the file is watched, so the forwards appear here by themselves.\n"
         "Try [b]kportforward demo[/b] to see the dashboard on a simulated cluster."
     )
 
