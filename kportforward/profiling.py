@@ -83,14 +83,9 @@ def options_from_args(args: Any) -> ProfileOptions:
         raise ArgumentError(f"--forwards must be at least 1, got {args.forwards}", "use e.g. 50")
     if args.churn < 0:
         raise ArgumentError(f"--churn must be 0 or more, got {args.churn}", "kills per second")
-    kubectl = shutil.which(args.kubectl or "kubectl")
-    if kubectl is None:
-        from kportforward.errors import KubectlNotFoundError
+    from kportforward.commands.run import resolve_kubectl
 
-        raise KubectlNotFoundError(
-            f"kubectl not found: {args.kubectl or 'kubectl'}",
-            "install kubectl or pass --kubectl PATH",
-        )
+    kubectl = resolve_kubectl(args.kubectl)
     opts = ProfileOptions(
         duration=duration,
         output=Path(args.output).expanduser(),
@@ -158,15 +153,13 @@ class SimProcess:
 
     def __enter__(self) -> SimProcess:
         code = (
-            "import sys, signal, threading\n"
+            "import sys\n"
             "from kportforward.sim import Simulator\n"
             "from kportforward.sim.worlds import generated_world\n"
             "sim = Simulator(generated_world(int(sys.argv[1])))\n"
             "sim.start_in_thread()\n"
             "import shutil; shutil.copy(sim.kubeconfig_path, sys.argv[2])\n"
             "print('ready', flush=True)\n"
-            "stop = threading.Event()\n"
-            "signal.signal(signal.SIGTERM, lambda *a: stop.set())\n"
             "try:\n"
             "    sys.stdin.read()\n"
             "finally:\n"

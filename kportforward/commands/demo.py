@@ -102,12 +102,14 @@ class Chaos:
         for pod in self.sim.pods(ns, {"app": slow}):
             self.sim.set_pod_phase(ns, pod, "Running")
             self.sim.set_pod_ready(ns, pod, True)
+        # The flaky pods are replaced every FLAKY_PERIOD seconds from the start of the demo.
         flaky_ns, flaky = FLAKY_SERVICE
-        while not self._stop.wait(FLAKY_PERIOD - SLOW_DELAY if flaky else FLAKY_PERIOD):
+        wait = FLAKY_PERIOD - SLOW_DELAY
+        while not self._stop.wait(wait):
             for pod in self.sim.pods(flaky_ns, {"app": flaky}):
                 log.info("demo: replacing pod %s/%s", flaky_ns, pod)
                 self.sim.restart_pod(flaky_ns, pod)
-            flaky_ns, flaky = FLAKY_SERVICE
+            wait = FLAKY_PERIOD
 
 
 @contextmanager
