@@ -89,6 +89,18 @@ class ConfigWarning:
 
 
 @dataclass(frozen=True, slots=True)
+class ForwardProblem:
+    """A configured forward that cannot run as written; the others still start.
+
+    The supervisor shows it as a Failed row with this message; ``check`` reports it as an error.
+    """
+
+    name: str
+    message: str
+    """One line naming the file, line and key, and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The merged, validated configuration the program runs."""
 
@@ -98,6 +110,8 @@ class Config:
     sources: tuple[str, ...] = ()
     """The files merged, in order (``<embedded>`` for the defaults)."""
     warnings: tuple[ConfigWarning, ...] = ()
+    rejected: tuple[ForwardProblem, ...] = ()
+    """Forwards that failed validation alone (a bad value in that forward only), sorted by name."""
 
     def forward(self, name: str) -> ForwardSpec:
         """The forward called ``name`` (KeyError if there is none)."""
