@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from kportforward.core.models import Config
 from kportforward.errors import BadInputError, KubectlNotFoundError
-from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent
+from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,9 @@ def format_event(event: Any, *, width: int = 16) -> str:
         return f"{stamp} cluster {c.context}: {what} — {event.reason}"
     if isinstance(event, NoticeEvent):
         return f"{stamp} {event.level}: {event.message}"
+    if isinstance(event, ConfigReloaded):
+        warnings = "".join(f"\n{stamp} warning: config: {w}" for w in event.warnings)
+        return f"{stamp} {event.summary}{warnings}"
     return f"{stamp} {event}"
 
 
@@ -74,8 +77,8 @@ async def run_headless(
 ) -> int:
     """Start ``supervisor``, print its events until a signal (or ``duration``), then shut it down.
 
-    With ``json_lines`` every forward event is one JSON object per line on ``out`` (other events go
-    to ``err`` as human lines, so ``out`` stays machine-readable). Returns the exit code (0).
+    With ``json_lines`` every event is one JSON object per line on ``out``, told apart by its
+    ``event`` key (``forward``, ``cluster``, ``notice``, ``reload``). Returns the exit code (0).
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -105,7 +108,7 @@ async def run_headless(
 
     def emit(event: Any) -> None:
         try:
-            if json_lines and isinstance(event, ForwardEvent):
+            if json_lines:
                 out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
                 out.flush()
             else:

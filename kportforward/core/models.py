@@ -49,6 +49,13 @@ class ForwardSpec:
             return f"http://{host}:{port}"
         return f"{host}:{port}"
 
+    def kubectl_fields(self) -> tuple[object, ...]:
+        """What kubectl's argv and the local port depend on: a change needs a new kubectl."""
+        return (
+            self.target, self.target_port, self.local_port, self.namespace, self.context,
+            self.kubeconfig, self.address,
+        )  # fmt: skip
+
     @property
     def exposed(self) -> bool:
         """True when the forward listens on something other than loopback."""
@@ -143,6 +150,11 @@ class ForwardStatus:
     port_moved_reason: str | None = None
     pid: int | None = None
     restarts: int = 0
+    """Unplanned restarts (a crash, a dead tunnel, a replaced pod, a context change)."""
+    planned_restarts: int = 0
+    """Restarts the user or a config change asked for."""
+    pod: str | None = None
+    """The pod kubectl forwards to, once it has said."""
     running_since: float | None = None
     """Wall-clock time the current Running stretch began; None when not Running."""
     retry_at: float | None = None

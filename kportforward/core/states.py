@@ -1,7 +1,7 @@
 """Forward states, the events that move them, and the one table that decides every transition.
 
-The runner never assigns a state directly: it reports an :class:`Event` and asks
-:func:`next_state` where that leads. An event that does not apply in the current state is ignored
+``core/lifecycle.py`` never assigns a state directly: it maps each input to an :class:`Event` and
+asks :func:`next_state` where that leads. An event that does not apply in the current state is ignored
 (``None``), so a late report (a probe answer after a stop, say) can never push a forward somewhere
 it should not be. Every state has at least one way out (``test_states`` checks this).
 """
@@ -17,9 +17,9 @@ class ForwardState(str, Enum):  # noqa: UP042 - str() stays "ForwardState.X" for
     STARTING = "Starting"
     """Spec accepted; the local port is being resolved."""
     CONNECTING = "Connecting"
-    """kubectl spawned; its readiness line has not been seen yet."""
+    """kubectl spawned; not yet ready, or ready and the first probe has not crossed the tunnel."""
     RUNNING = "Running"
-    """Readiness seen and the last probe through the tunnel passed."""
+    """A probe crossed the tunnel since kubectl became ready, and the last one passed."""
     DEGRADED = "Degraded"
     """kubectl alive but a probe failed; one more failure restarts it."""
     RECONNECTING = "Reconnecting"
@@ -39,10 +39,8 @@ class Event(str, Enum):  # noqa: UP042 - like ForwardState
 
     SPAWNED = "spawned"
     """kubectl was started for this forward."""
-    READY = "ready"
-    """kubectl printed ``Forwarding from …``."""
     PROBE_OK = "probe_ok"
-    """A probe through the tunnel passed."""
+    """A probe through the tunnel passed (the first one after readiness makes it Running)."""
     PROBE_FAILED = "probe_failed"
     """A probe through the tunnel failed (refused, or no answer in time)."""
     EXITED = "exited"
@@ -82,7 +80,7 @@ def _table() -> dict[tuple[ForwardState, Event], ForwardState]:
         t[s, E.CLUSTER_DOWN] = S.SUSPENDED
         t[s, E.EXITED] = S.COOLDOWN
         t[s, E.EXITED_FATAL] = S.FAILED
-    t[S.CONNECTING, E.READY] = S.RUNNING
+    t[S.CONNECTING, E.PROBE_OK] = S.RUNNING  # kubectl's readiness alone is not enough
     t[S.RUNNING, E.PROBE_FAILED] = S.DEGRADED
     t[S.DEGRADED, E.PROBE_OK] = S.RUNNING
     t[S.DEGRADED, E.PROBE_FAILED] = S.RECONNECTING

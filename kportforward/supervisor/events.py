@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,10 +27,13 @@ class ForwardEvent:
         return self.status.name
 
     def to_json(self) -> dict[str, Any]:
-        """The ``run --json`` line: ts, forward, state, localPort, pid, restarts, reason."""
+        """The ``run --json`` line: ts, time, forward, state, localPort, pid, restarts, reason,
+        and retryAt while a countdown runs."""
         s = self.status
-        return {
+        out = {
             "ts": round(self.ts, 3),
+            "time": iso_time(self.ts),
+            "event": "forward",
             "forward": s.name,
             "state": s.state.value,
             "localPort": s.local_port or s.spec.local_port,
@@ -37,6 +41,11 @@ class ForwardEvent:
             "restarts": s.restarts,
             "reason": self.reason,
         }
+        if s.retry_at is not None:
+            out["retryAt"] = iso_time(s.retry_at)
+        if s.pod:
+            out["pod"] = s.pod
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +55,19 @@ class ClusterEvent:
     ts: float
     cluster: ClusterStatus
     reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run --json`` line for a cluster change."""
+        c = self.cluster
+        return {
+            "ts": round(self.ts, 3),
+            "time": iso_time(self.ts),
+            "event": "cluster",
+            "context": c.context,
+            "server": c.server,
+            "reachable": c.reachable,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,5 +79,59 @@ class NoticeEvent:
     """``information``, ``warning`` or ``error``."""
     message: str
 
+    def to_json(self) -> dict[str, Any]:
+        """The ``run --json`` line for a notice."""
+        return {
+            "ts": round(self.ts, 3),
+            "time": iso_time(self.ts),
+            "event": "notice",
+            "level": self.level,
+            "message": self.message,
+        }
 
-SupervisorEvent = ForwardEvent | ClusterEvent | NoticeEvent
+
+@dataclass(frozen=True, slots=True)
+class ConfigReloaded:
+    """A config was applied while running: which forwards it added, removed and changed, and
+    the warnings it carried (an unknown key, a shared port …)."""
+
+    ts: float
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """``config reloaded: 1 added, 2 changed`` (or ``no forward changed``)."""
+        parts = [
+            f"{len(names)} {word}"
+            for names, word in ((self.added, "added"), (self.removed, "removed"),
+                                (self.changed, "changed"))
+            if names
+        ]  # fmt: skip
+        return "config reloaded: " + (", ".join(parts) or "no forward changed")
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run --json`` line for a reload."""
+        return {
+            "ts": round(self.ts, 3),
+            "time": iso_time(self.ts),
+            "event": "reload",
+            "added": list(self.added),
+            "removed": list(self.removed),
+            "changed": list(self.changed),
+            "warnings": list(self.warnings),
+            "message": self.summary,
+        }
+
+
+def iso_time(ts: float) -> str:
+    """``ts`` as local ISO-8601 with the UTC offset, to the millisecond."""
+    local = time.localtime(ts)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", local)
+    offset = time.strftime("%z", local)
+    return f"{stamp}.{int(ts % 1 * 1000):03d}{offset[:3]}:{offset[3:]}"
+
+
+SupervisorEvent = ForwardEvent | ClusterEvent | NoticeEvent | ConfigReloaded

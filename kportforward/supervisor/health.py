@@ -6,9 +6,8 @@ side, and wait for the far end to answer. A healthy tunnel relays the EOF to the
 backend closes, and kubectl closes our socket (or the backend greets us first). A refused
 connect, or no answer within the timeout, means the tunnel is dead — for a backend that has
 answered a probe before: one that never closes on EOF cannot be told from a hung tunnel this way,
-so the runner ignores timeouts until the forward's first passing probe.
-
-Suspended clusters are probed here too (``ClusterHealth``): one access probe per backoff step.
+so a timeout counts as a failure from readiness on (a hung API server right after readiness is
+found by the first probe).
 """
 
 from __future__ import annotations
@@ -21,16 +20,11 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from kportforward.core.backoff import Backoff
-
 log = logging.getLogger(__name__)
-
-ClusterKey = tuple[str, str]
-"""(kubeconfig path or "", context name or "") — one cluster as kubectl would reach it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,113 +183,6 @@ def start_probe(
     whose ``cancel()`` abandons the probe.
     """
     return _Probe(asyncio.get_running_loop(), address, port, timeout, callback)
-
-
-ProbeAccess = Callable[[str | None, str | None, str | None], Awaitable[tuple[bool, str, str]]]
-"""``(kubeconfig, context, namespace) -> (ok, kind, message)``: one RBAC-safe access probe."""
-
-
-async def default_probe_access(
-    kubeconfig: str | None, context: str | None, namespace: str | None, timeout: float = 5.0
-) -> tuple[bool, str, str]:
-    """The kube layer's access probe (``/version`` plus a namespaced check), run off the loop."""
-    from kportforward.kube.access import probe_access  # lazy: imports the kubernetes client
-
-    result = await probe_access(context, kubeconfig, namespace, timeout)
-    return result.kind == "ok", result.kind, result.message
-
-
-@dataclass
-class _Suspension:
-    reason: str
-    backoff: Backoff
-    namespace: str | None
-    task: asyncio.Task[None] | None = None
-    probes: int = 0
-
-
-class ClusterHealth:
-    """Which clusters are suspended, and the one access probe per backoff step that revives them.
-
-    A cluster is a ``(kubeconfig, context)`` pair. While it is suspended no kubectl is spawned for
-    it; one probe runs per backoff step (not one per forward), and when a probe passes every
-    suspended forward of that cluster is told to start again.
-    """
-
-    def __init__(
-        self,
-        on_change: Callable[[ClusterKey, bool, str], None],
-        probe: ProbeAccess | None = None,
-        backoff: Callable[[], Backoff] = Backoff,
-    ) -> None:
-        self._on_change = on_change
-        self._probe = probe or default_probe_access
-        self._new_backoff = backoff
-        self._down: dict[ClusterKey, _Suspension] = {}
-        self._backoffs: dict[ClusterKey, Backoff] = {}
-        self.reachable: dict[ClusterKey, tuple[bool, str]] = {}
-        """Last known reachability per cluster: (reachable, reason)."""
-
-    def blocked(self, key: ClusterKey) -> str | None:
-        """Why the cluster is suspended, or None."""
-        down = self._down.get(key)
-        return down.reason if down else None
-
-    def probes(self, key: ClusterKey) -> int:
-        """Access probes made since the cluster was suspended."""
-        down = self._down.get(key)
-        return down.probes if down else 0
-
-    def report_down(self, key: ClusterKey, reason: str, namespace: str | None) -> None:
-        """kubectl says ``key`` is unreachable or rejects us; start probing if not already."""
-        if key in self._down:
-            return
-        # One Backoff per cluster for the process's life: a cluster that fails again soon after
-        # a probe revived it continues from where it was (no storm); after a long healthy stretch
-        # mark_stopped() forgets the earlier failures.
-        backoff = self._backoffs.get(key)
-        if backoff is None:
-            backoff = self._backoffs[key] = self._new_backoff()
-        backoff.mark_stopped()
-        down = _Suspension(reason, backoff, namespace)
-        self._down[key] = down
-        self.reachable[key] = (False, reason)
-        down.task = asyncio.get_running_loop().create_task(
-            self._revive(key, down), name=f"access-probe {key}"
-        )
-        self._on_change(key, False, reason)
-
-    async def _revive(self, key: ClusterKey, down: _Suspension) -> None:
-        while True:
-            await asyncio.sleep(down.backoff.next_delay())
-            down.probes += 1
-            try:
-                ok, kind, message = await self._probe(
-                    key[0] or None, key[1] or None, down.namespace
-                )
-            except Exception as exc:  # a broken probe must not leave the cluster suspended forever
-                log.warning("access probe for %s failed: %s", key, exc)
-                ok, kind, message = False, "error", str(exc)
-            if ok or kind == "forbidden":
-                # forbidden: the cluster answers; kubectl will report the real problem.
-                break
-            # auth, network, and config (a failing or hanging exec credential plugin): stay
-            # suspended with the reason until a probe passes (the user logs in, the VPN is back).
-            down.reason = f"{kind}: {message}" if message else kind
-        self._down.pop(key, None)
-        down.backoff.mark_running()
-        self.reachable[key] = (True, "access probe passed")
-        self._on_change(key, True, "access probe passed")
-
-    async def close(self) -> None:
-        """Cancel every pending probe."""
-        tasks = [d.task for d in self._down.values() if d.task is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._down.clear()
 
 
 class TunnelProber:

@@ -61,6 +61,8 @@ class Failure(str, enum.Enum):  # noqa: UP042 - like ForwardState
     """The API server could not be reached."""
     PORT = "port"
     """The local port could not be bound."""
+    REFUSED = "refused"
+    """Nothing listens on the target port in the pod (kubectl dies of one refused connection)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +75,21 @@ class Classification:
     """kubectl's own words (its last error line), or the reason when it said nothing."""
 
 
+# kubectl's line when a connection through the tunnel found nothing listening in the pod (it then
+# exits with "lost connection to pod"): "an error occurred forwarding 18080 -> 9000: … connect:
+# connection refused" (or an EOF from the far side).
+_FORWARD_ERROR = r"an error occurred forwarding \d+ -> \d+"
+_FORWARD_ERROR_RE = re.compile(_FORWARD_ERROR)
+_CLASSIFY_CHARS = 4096
+"""Only this much of each line is classified: kubectl's real error lines are short, and a
+regex over megabytes of one line would block the event loop."""
+
 # (pattern, failure, reason) — first match wins, tried against the error lines, newest first.
 _RULES: tuple[tuple[re.Pattern[str], Failure, str], ...] = tuple(
     (re.compile(p, re.I), f, r)
     for p, f, r in (
         (r"unable to listen on|unable to create listener", Failure.PORT, "local port busy"),
+        (_FORWARD_ERROR, Failure.REFUSED, "nothing listens in the pod"),
         (
             r"must be logged in|provide credentials|Unauthorized",
             Failure.AUTH,
@@ -123,6 +135,12 @@ def classify(
     rolling update), which a retry fixes; the target itself missing stays fatal.
     """
     # kubectl's own error lines first; its klog "E…" lines only when it printed nothing else.
+    lines = [ln[:_CLASSIFY_CHARS] for ln in lines]
+    refused = [ln for ln in lines if _FORWARD_ERROR_RE.search(ln)]
+    if refused:  # the cause; the "lost connection to pod" after it is only the consequence
+        text = _clean(refused[-1])
+        text = text[text.find("an error occurred forwarding") :].rstrip('"')
+        return Classification(Failure.REFUSED, "nothing listens in the pod", text)
     errors = [ln for ln in lines if ln and not _KLOG.match(ln)]
     if not errors:
         errors = [ln for ln in lines if ln.startswith("E") and _KLOG.match(ln)]
@@ -255,6 +273,8 @@ class KubectlProcess:
         self.ready = asyncio.Event()
         self.ready_port: int | None = None
         self.connections = 0
+        self.forward_errors = 0
+        """Connections kubectl could not forward (nothing listening in the pod)."""
         self.pod: str | None = None
         self.pod_namespace: str | None = None
         self.errors: list[str] = []
@@ -352,9 +372,11 @@ class KubectlProcess:
                 if self.on_change and self.ready.is_set():
                     self.on_change()
             if text.startswith("E"):
-                self.errors.append(text)
+                self.errors.append(text[:_CLASSIFY_CHARS])
+                if _FORWARD_ERROR_RE.search(text[:_CLASSIFY_CHARS]):
+                    self.forward_errors += 1
         else:
-            self.errors.append(text)
+            self.errors.append(text[:_CLASSIFY_CHARS])
         del self.errors[:-20]
 
     def _exited(self) -> None:

@@ -21,8 +21,11 @@ class SupervisorProtocol(Protocol):
     def snapshot(self) -> tuple[ForwardStatus, ...]:
         """Every forward's current status, sorted by name. Cheap; callable at any rate."""
 
+    def status(self, name: str) -> ForwardStatus:
+        """One forward's status (KeyError if unknown)."""
+
     def clusters(self) -> tuple[ClusterStatus, ...]:
-        """Every cluster the forwards use, with its last probe result."""
+        """Exactly the clusters the current forwards use, with their reachability."""
 
     def events(self) -> AsyncIterator[SupervisorEvent]:
         """The single event stream, in order. One consumer."""
@@ -39,8 +42,17 @@ class SupervisorProtocol(Protocol):
     async def restart(self, name: str) -> None:
         """Stop and start one forward now (a new kubectl, a new pid)."""
 
+    async def stop_group(self, group: str) -> None:
+        """Stop every forward of ``group``."""
+
+    async def start_group(self, group: str) -> None:
+        """Start every forward of ``group``."""
+
     async def reload(self, config: Config) -> None:
         """Apply a config: added start, removed stop, changed restart, unchanged keep their pid."""
 
     async def shutdown(self) -> None:
         """Stop everything; no kubectl is left. Idempotent."""
+
+    def kill_all(self) -> int:
+        """SIGKILL every kubectl now (a forced quit); how many were killed."""

@@ -1,9 +1,10 @@
 """All forwards: commands in, events out, ``snapshot()``, ``reload()``, ``shutdown()``.
 
-One runner task per forward (supervisor/runner.py) does the per-forward work; this module owns what
-the forwards share: port resolution (one batch at start), the spawn semaphore, cluster suspension
-(supervisor/health.py), the pod and kubeconfig watchers, the config file watcher, psutil sampling,
-and the single event queue. It implements ``SupervisorProtocol`` and never imports textual.
+The Supervisor is a registry and a switchboard. It owns the runners (one per forward, each carrying
+out its forward's pure lifecycle), the port allocator, the cluster registry, the prober rotation,
+the watchers and the one event queue, and routes what they notice to the right forwards as typed
+inputs. It decides nothing about a single forward's state: ``core/lifecycle.py`` does. It implements
+``SupervisorProtocol`` and never imports textual.
 """
 
 from __future__ import annotations
@@ -18,22 +19,43 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from kportforward.core import lifecycle as lc
 from kportforward.core.backoff import Backoff
-from kportforward.core.conflicts import resolve_conflicts
 from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus
 from kportforward.core.ports import PortChecker
-from kportforward.core.states import Event, ForwardState, has_process
-from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent, SupervisorEvent
-from kportforward.supervisor.health import ClusterHealth, ClusterKey, ProbeAccess, TunnelProber
-from kportforward.supervisor.kubectl import Classification, build_argv
-from kportforward.supervisor.runner import ForwardRunner, Tuning
-from kportforward.supervisor.watch import sample_processes, watch_config, watch_kubeconfig
+from kportforward.core.states import ForwardState, has_process
+from kportforward.supervisor.clusters import (
+    ClusterKey,
+    ClusterRegistry,
+    ProbeAccess,
+    access_backoff,
+)
+from kportforward.supervisor.events import (
+    ClusterEvent,
+    ConfigReloaded,
+    ForwardEvent,
+    NoticeEvent,
+    SupervisorEvent,
+)
+from kportforward.supervisor.health import TunnelProber, start_probe
+from kportforward.supervisor.kubectl import build_argv
+from kportforward.supervisor.ports import PortAllocator
+from kportforward.supervisor.runner import (
+    Clock,
+    ForwardRunner,
+    ProbeStarter,
+    ProcessFactory,
+    Tuning,
+    spawn_kubectl,
+)
+from kportforward.supervisor.watch import ConfigWatcher, ProcessSampler, Ticker
 
 if TYPE_CHECKING:
     from kportforward.supervisor.protocol import SupervisorProtocol
 
 log = logging.getLogger(__name__)
 
+S = ForwardState
 _END = object()
 
 
@@ -59,42 +81,46 @@ class Supervisor:
         watch_interval: float = 1.0,
         sample_interval: float = 5.0,
         probe_budget: float = 20.0,
+        clock: Clock | None = None,
+        spawn: ProcessFactory = spawn_kubectl,
+        probe: ProbeStarter = start_probe,
+        reclaim: bool = True,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
         self.kubeconfig = kubeconfig
         self.config_path = config_path
-        self.tuning = tuning or Tuning(
-            monitoring_interval=config.settings.monitoring_interval,
-            probe_timeout=_probe_timeout(config.settings.monitoring_interval),
-        )
         self._explicit_tuning = tuning is not None
-        self._new_backoff = backoff or Backoff
-        self._watch_config = watch_config
-        self._watch_kubeconfig = watch_kubeconfig
-        self._watch_pods = watch_pods
+        self.tuning = tuning or _tuning_for(config)
+        self._backoff = backoff or Backoff
+        self._options = {
+            "watch_config": watch_config,
+            "watch_kubeconfig": watch_kubeconfig,
+            "watch_pods": watch_pods,
+        }
         self._watch_interval = watch_interval
         self._sample_interval = sample_interval
+        self._clock = clock
+        self._spawn = spawn
+        self._probe = probe
         cores = os.cpu_count() or 2
         self._slots = asyncio.Semaphore(max_in_flight or max(4, 4 * cores))
         self._checker = port_checker or PortChecker(ttl=2.0)
         self._own_checker = port_checker is None
-        self._clusters = ClusterHealth(
-            self._cluster_changed, probe_access, cluster_backoff or Backoff
+        self.ports = PortAllocator(self._checker, self._port_moved, reclaim=reclaim)
+        self.registry = ClusterRegistry(
+            kubeconfig, self._cluster_changed, probe_access, cluster_backoff or access_backoff
         )
-        self._runners: dict[str, ForwardRunner] = {}
         self.prober = TunnelProber(
             lambda: self.tuning.monitoring_interval, self.cluster_key, probe_budget
         )
+        self._runners: dict[str, ForwardRunner] = {}
+        self._rejected: set[str] = set()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._assigned: dict[str, tuple[int, str | None]] = {}
-        self._port_lock = asyncio.Lock()
-        self._unresolved: dict[str, str] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
-        self._kube_watchers: dict[str | None, Any] = {}
+        self._watchers: list[Ticker] = []
         self._pod_watcher: Any = None
-        self._pod_watches: set[tuple[str | None, str | None, str | None]] = set()
-        self._procs: dict[int, Any] = {}
+        self._pod_watches: set[tuple[str | None, str | None, str]] = set()
+        self._appear_checks: set[str] = set()
         self._started = False
         self._closing: asyncio.Future[None] | None = None
 
@@ -109,20 +135,11 @@ class Supervisor:
         return self._runners[name].status()
 
     def clusters(self) -> tuple[ClusterStatus, ...]:
-        """Every cluster the forwards use, with its last probe result."""
-        out = {}
-        for runner in self._runners.values():
-            key = self.cluster_key(runner)
-            if key in out:
-                continue
-            reach = self._clusters.reachable.get(key)
-            out[key] = ClusterStatus(
-                context=key[1] or "(current)",
-                server=self._server(key),
-                reachable=reach[0] if reach else None,
-                reason=reach[1] if reach else "",
-            )
-        return tuple(out[k] for k in sorted(out))
+        """Exactly the clusters the current forwards use, by context name and server."""
+        return self.registry.statuses(self._keys_in_use())
+
+    def _keys_in_use(self) -> list[ClusterKey]:
+        return [self.cluster_key(r) for r in self._runners.values() if r.record.invalid is None]
 
     async def events(self) -> AsyncIterator[SupervisorEvent]:
         """The single event stream, in order; ends after ``shutdown()``. One consumer."""
@@ -137,72 +154,107 @@ class Supervisor:
         runner = self._runners.get(name)
         return tuple(runner.lines) if runner else ()
 
+    def cluster_key(self, runner: ForwardRunner) -> ClusterKey:
+        """The cluster the forward's kubectl talks to now."""
+        return self.registry.key_of(runner.spec)
+
     def access_probes(self, key: ClusterKey) -> int:
         """Access probes made for a suspended cluster (for tests and ``profile``)."""
-        return self._clusters.probes(key)
+        return self.registry.probes(key)
 
     # -- protocol: commands ---------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Resolve every port in one batch, start the watchers, and start every forward."""
+        """Read the kubeconfigs, assign ports in one batch, start the watchers and every forward."""
         if self._started:
             return
         self._started = True
-        await self._assign_ports(self.config.forwards)
-        for spec in self.config.forwards:
+        await self.registry.refresh(self._kubeconfigs())
+        specs = list(self.config.forwards)
+        await self.ports.prepare(s for s in specs if self.registry.check_spec(s) is None)
+        for spec in specs:
             self._add_runner(spec)
-        loop = asyncio.get_running_loop()
-        self._tasks.append(loop.create_task(sample_processes(self), name="psutil-sampler"))
-        if self._watch_kubeconfig:
-            self._tasks.append(loop.create_task(watch_kubeconfig(self), name="kubeconfig-watch"))
-        if self._watch_config:
-            self._tasks.append(loop.create_task(watch_config(self), name="config-watch"))
+        for problem in self.config.rejected:
+            self._add_rejected(problem.name, problem.message)
+        self._start_watchers()
 
     async def stop(self, name: str) -> None:
         """Stop one forward; returns once its kubectl has exited."""
-        await self._runners[name].command(Event.USER_STOP, "stopped by user")
+        runner = self._runners[name]
+        runner.feed(lc.UserStop("stopped by user"))
+        self.ports.release(name)
+        await runner.settle()
 
     async def start_forward(self, name: str) -> None:
         """Start a Stopped forward, or retry a Failed/Cooldown/Suspended one now."""
-        await self._runners[name].command(Event.USER_START, "started by user")
+        self._runners[name].feed(lc.UserStart("started by user"))
 
     async def restart(self, name: str) -> None:
         """Stop and start one forward now (a new kubectl, a new pid)."""
-        await self._runners[name].command(Event.USER_START, "restarted by user")
+        self._runners[name].feed(lc.UserStart("restarted by user"))
+
+    async def stop_group(self, group: str) -> None:
+        """Stop every forward of ``group``."""
+        names = [n for n, r in self._runners.items() if r.spec.group == group]
+        await asyncio.gather(*(self.stop(n) for n in names))
+
+    async def start_group(self, group: str) -> None:
+        """Start every forward of ``group``."""
+        for name, runner in self._runners.items():
+            if runner.spec.group == group:
+                await self.start_forward(name)
 
     async def reload(self, config: Config) -> None:
         """Added forwards start, removed stop, changed restart; unchanged keep their pid."""
         old = {s.name: s for s in self.config.forwards}
         new = {s.name: s for s in config.forwards}
+        rejected = {p.name: p.message for p in config.rejected}
         self.config = config
         if not self._explicit_tuning:
-            interval = config.settings.monitoring_interval
-            self.tuning = Tuning(
-                monitoring_interval=interval, probe_timeout=_probe_timeout(interval)
-            )
-        removed = [n for n in old if n not in new]
-        added = [new[n] for n in new if n not in old]
-        changed = [n for n in new if n in old and new[n] != old[n]]
+            self.tuning = _tuning_for(config)
+        await self.registry.refresh(self._kubeconfigs())
+        removed = [n for n in self._runners if n not in new and n not in rejected]
         await asyncio.gather(*(self._remove_runner(n) for n in removed))
-        for name in changed:
+        added, changed = [], []
+        for name, message in rejected.items():
+            if name not in self._runners:
+                self._add_rejected(name, message)
+                added.append(name)
+            elif self._runners[name].record.invalid != message:
+                self._rejected.add(name)
+                self._runners[name].feed(lc.Invalid(message))
+                changed.append(name)
+        fresh = [s for n, s in new.items() if n not in self._runners]
+        await self.ports.prepare(s for s in fresh if self.registry.check_spec(s) is None)
+        for spec in fresh:
+            self._add_runner(spec)
+            added.append(spec.name)
+        for name, spec in new.items():
             runner = self._runners[name]
-            before, runner.spec = runner.spec, new[name]
-            if _kubectl_fields(before) == _kubectl_fields(new[name]):
-                continue  # only how it is shown changed (type, group, paths): keep the kubectl
-            runner.local_port = 0  # resolve again: the port may have changed
-            runner.command(Event.USER_START, "config changed")
-        if added and self._started:
-            await self._assign_ports(added)
-            for spec in added:
-                self._add_runner(spec)
-        parts = [
-            f"{len(x)} {w}"
-            for x, w in ((added, "added"), (removed, "removed"), (changed, "changed"))
-            if x
-        ]
-        self._notice(
-            "information", "config reloaded: " + (", ".join(parts) or "no forward changed")
+            if name in old and spec == old[name] and name not in self._rejected:
+                continue
+            if spec == runner.spec and name not in self._rejected:
+                continue
+            if name in added:
+                continue
+            changed.append(name)
+            self._rejected.discard(name)
+            problem = self.registry.check_spec(spec)
+            if problem is not None:
+                runner.change_spec(spec)
+                runner.feed(lc.Invalid(problem))
+            else:
+                runner.change_spec(spec)
+        self.registry.forget(self._keys_in_use())
+        reloaded = ConfigReloaded(
+            time.time(),
+            tuple(sorted(added)),
+            tuple(sorted(removed)),
+            tuple(sorted(changed)),
+            tuple(str(w) for w in config.warnings),
         )
+        log.info("%s", reloaded.summary)
+        self._queue.put_nowait(reloaded)
 
     async def shutdown(self) -> None:
         """Stop everything (SIGINT → SIGTERM → SIGKILL per kubectl group); idempotent."""
@@ -211,13 +263,10 @@ class Supervisor:
             return
         self._closing = asyncio.get_running_loop().create_future()
         try:
-            for task in self._tasks:
-                task.cancel()
-            for task in self._tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-            self._tasks.clear()
-            await self._clusters.close()
+            for watcher in self._watchers:
+                await watcher.close()
+            self._watchers.clear()
+            await self.registry.close()
             self.prober.close()
             if self._pod_watcher is not None:
                 with contextlib.suppress(Exception):
@@ -227,53 +276,61 @@ class Supervisor:
             runners = list(self._runners.values())
             await asyncio.gather(*(r.close() for r in runners), return_exceptions=True)
             for runner in runners:
-                if runner.state is not ForwardState.STOPPED:
-                    runner._transition(Event.USER_STOP, "shutting down")
+                if runner.state is not S.STOPPED:
+                    runner.mark_stopped("shutting down")
             if self._own_checker:
                 self._checker.close()
         finally:
             self._queue.put_nowait(_END)
             self._closing.set_result(None)
 
-    def _forget_kube_clients(self) -> None:
-        """Drop the cached API clients we caused, so their pooled connections close with us."""
-        kclient = sys.modules.get("kportforward.kube.client")
-        if kclient is None:
-            return
-        keys = {(k[0], k[1]) for k in self._pod_watches}
-        keys |= {(k[0] or None, k[1] or None) for k in self._clusters.reachable}
-        for kubeconfig, context in keys:
-            with contextlib.suppress(Exception):
-                kclient.forget_client(kubeconfig, context)
-        gc.collect()  # the pools close their sockets when collected
-
     def kill_all(self) -> int:
         """SIGKILL every kubectl group now (the forced path of a second Ctrl-C); how many."""
         killed = 0
         for runner in self._runners.values():
-            if runner.proc is not None and not runner.proc.exited:
-                runner.proc.kill()
-                killed += 1
+            for proc in list(runner.procs.values()):
+                if not proc.exited:
+                    proc.kill()
+                    killed += 1
         return killed
 
     # -- runners --------------------------------------------------------------------------------
 
-    def _add_runner(self, spec: Any) -> None:
-        runner = ForwardRunner(spec, self, self._new_backoff())
-        self._runners[spec.name] = runner
-        runner.task = asyncio.get_running_loop().create_task(
-            runner.run(), name=f"forward {spec.name}"
+    def _new_runner(self, spec: ForwardSpec) -> ForwardRunner:
+        b = self._backoff()
+        policy = lc.Policy(
+            backoff_base=b.base,
+            backoff_cap=b.cap,
+            backoff_factor=b.factor,
+            jitter=b.jitter,
+            stable_after=b.reset_after,
+            connect_timeout=self.tuning.connect_timeout,
         )
+        runner = ForwardRunner(
+            spec, self, policy=policy, clock=self._clock, spawn=self._spawn, probe=self._probe
+        )
+        self._runners[spec.name] = runner
+        return runner
+
+    def _add_runner(self, spec: ForwardSpec) -> None:
+        runner = self._new_runner(spec)
+        problem = self.registry.check_spec(spec)
+        runner.feed(lc.Invalid(problem) if problem else lc.Begin())
+
+    def _add_rejected(self, name: str, message: str) -> None:
+        """A forward the config could not read: a Failed row saying why, nothing to run."""
+        self._rejected.add(name)
+        stub = ForwardSpec(name, target="(invalid)", target_port=0, local_port=0)
+        self._new_runner(stub).feed(lc.Invalid(message))
 
     async def _remove_runner(self, name: str) -> None:
         runner = self._runners[name]
-        await runner.command(Event.USER_STOP, "removed from the config")
+        runner.feed(lc.UserStop("removed from the config"))
         await runner.close()
+        self.prober.remove(runner)
+        self.ports.release(name)
+        self._rejected.discard(name)
         del self._runners[name]
-
-    def _notice(self, level: str, message: str) -> None:
-        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
-        self._queue.put_nowait(NoticeEvent(time.time(), level, message))
 
     # -- RunnerHost -----------------------------------------------------------------------------
 
@@ -283,155 +340,235 @@ class Supervisor:
         log.info("%s: %s → %s: %s", status.name, previous.value, status.state.value, reason)
         self._queue.put_nowait(ForwardEvent(time.time(), status, previous, reason))
 
+    async def allocate(self, runner: ForwardRunner) -> tuple[int, str | None]:
+        """The local port for the runner's next kubectl (the configured one first)."""
+        return await self.ports.take(runner.spec)
+
     def spawn_slot(self) -> asyncio.Semaphore:
         """Bounds kubectl processes between spawn and readiness, so 100 forwards do not stampede."""
         return self._slots
+
+    def spawn_blocker(self, runner: ForwardRunner) -> str | None:
+        """Why the forward may not spawn now (its cluster suspended, its kubeconfig gone)."""
+        return self.registry.blocker(self.cluster_key(runner))
 
     def argv(self, runner: ForwardRunner, port: int) -> list[str]:
         """The kubectl argv for ``runner`` on ``port``."""
         return build_argv(self.kubectl, runner.spec, port, kubeconfig=self.kubeconfig)
 
-    def cluster_key(self, runner: ForwardRunner) -> ClusterKey:
-        """The (kubeconfig, context) the forward's kubectl talks to."""
-        kubeconfig = runner.spec.kubeconfig or self.kubeconfig
-        context = runner.spec.context or self._current_context(kubeconfig) or ""
-        return (kubeconfig or "", context)
-
-    def cluster_blocked(self, runner: ForwardRunner) -> str | None:
-        """Why the forward's cluster is suspended, or None."""
-        return self._clusters.blocked(self.cluster_key(runner))
-
-    def cluster_failed(self, runner: ForwardRunner, why: Classification) -> None:
+    def cluster_down(self, runner: ForwardRunner, reason: str) -> None:
         """kubectl reported the cluster unreachable or the credentials rejected."""
-        reason = f"{why.reason}: {why.message}"
-        self._clusters.report_down(self.cluster_key(runner), reason, runner.spec.namespace)
+        self.registry.report_down(self.cluster_key(runner), reason, runner.spec.namespace)
+
+    def watch_state(self, runner: ForwardRunner) -> None:
+        """Keep the probing rotation, the cluster's reachability and the watches in step."""
+        rec = runner.record
+        if rec.state is S.RUNNING:
+            self.prober.add(runner)
+            self.registry.report_up(self.cluster_key(runner), "a tunnel carries bytes")
+        else:
+            self.prober.remove(runner)
+        if rec.state is S.STOPPED:
+            self.ports.release(rec.spec.name)
+        if rec.pod and has_process(rec.state):
+            self._watch_namespace(runner, runner.proc.pod_namespace if runner.proc else None)
+        elif rec.state is S.FAILED and rec.invalid is None:
+            self._watch_namespace(runner, rec.spec.namespace)
+
+    # -- what the watchers report ---------------------------------------------------------------
+
+    def _kubeconfigs(self) -> list[str | None]:
+        keys = [self.registry.kubeconfig_of(s) for s in self.config.forwards]
+        return list(dict.fromkeys([self.registry.kubeconfig_of(_DEFAULT_SPEC), *keys]))
+
+    def _port_moved(self, message: str) -> None:
+        self._notice("warning", message)
+
+    def _notice(self, level: str, message: str) -> None:
+        log.log(logging.ERROR if level == "error" else logging.INFO, "%s", message)
+        self._queue.put_nowait(NoticeEvent(time.time(), level, message))
 
     def _cluster_changed(self, key: ClusterKey, reachable: bool, reason: str) -> None:
-        status = ClusterStatus(key[1] or "(current)", self._server(key), reachable, reason)
+        status = next(iter(self.registry.statuses([key])))
         self._queue.put_nowait(ClusterEvent(time.time(), status, reason))
-        if reachable:
-            for runner in self._runners.values():
-                if runner.state is ForwardState.SUSPENDED and self.cluster_key(runner) == key:
-                    runner.command(Event.CLUSTER_UP, "cluster reachable again")
+        for runner in list(self._runners.values()):
+            if runner.record.invalid is None and self.cluster_key(runner) == key:
+                runner.feed(lc.ClusterUp(reason) if reachable else lc.ClusterDown(reason))
 
-    async def resolve_port(self, runner: ForwardRunner, *, again: bool) -> tuple[int, str | None]:
-        """The port to spawn on: the batch assignment, the current port, or a fresh resolution."""
-        name = runner.spec.name
-        if not again and runner.local_port:
-            return runner.local_port, runner.port_moved_reason
-        assigned = self._assigned.pop(name, None)
-        if assigned is not None and not again:
-            return assigned
-        # One resolution at a time: two forwards re-resolving at once must not both pick the same
-        # free port. The runner takes the port before this lock is free for the next one.
-        async with self._port_lock:
-            if runner.local_port:
-                self._checker.invalidate(runner.local_port)
-            self._checker.invalidate(runner.spec.local_port)
-            await self._assign_ports([runner.spec])
-            got = self._assigned.pop(name, None)
-            if got is None:
-                raise LookupError(self._unresolved.pop(name, "no free local port"))
-            return got
+    async def _kubeconfig_tick(self) -> None:
+        for kubeconfig, old, new in await self.registry.refresh(self._kubeconfigs()):
+            self._kubeconfig_changed(kubeconfig, old, new)
 
-    async def _assign_ports(self, specs: Any) -> None:
-        """One batch: reclaim our own stale kubectl on configured ports, then resolve_conflicts."""
-        specs = list(specs)
-        if not specs:
+    def _kubeconfig_changed(self, kubeconfig: str | None, old: Any, new: Any) -> None:
+        mine = [
+            r for r in self._runners.values()
+            if self.registry.kubeconfig_of(r.spec) == kubeconfig and r.spec.name not in self._rejected
+        ]  # fmt: skip
+        if new.problem and new.problem != old.problem:
+            for key in {self.cluster_key(r) for r in mine}:
+                status = next(iter(self.registry.statuses([key])))
+                self._queue.put_nowait(ClusterEvent(time.time(), status, new.problem))
             return
-        names = {s.name for s in specs}
-        # Ports our other forwards hold, or were assigned and are about to take, stay theirs.
-        reserved = {
-            n: r.local_port
-            for n, r in self._runners.items()
-            if n not in names and r.local_port and r.state is not ForwardState.STOPPED
-        }
-        reserved.update((n, port) for n, (port, _) in self._assigned.items() if n not in names)
-        others = [r.spec for n, r in self._runners.items() if n in reserved]
+        if old.problem and not new.problem:
+            for key in {self.cluster_key(r) for r in mine}:
+                status = next(iter(self.registry.statuses([key])))
+                self._queue.put_nowait(ClusterEvent(time.time(), status, "kubeconfig back"))
+            for runner in mine:
+                runner.feed(lc.ClusterUp("kubeconfig back"))
+        if old.contexts is not None and old.current != new.current:
+            reason = f"kube context changed to {new.current or '(none)'}"
+            status = ClusterStatus(new.current or "(no current context)", "", None, "")
+            self._queue.put_nowait(ClusterEvent(time.time(), status, reason))
+            for runner in mine:
+                if runner.spec.context is None and runner.record.invalid is None:
+                    rec = runner.record
+                    if has_process(rec.state):
+                        runner.feed(lc.Reconnect(reason))
+                    elif rec.state is S.SUSPENDED:
+                        runner.feed(lc.ClusterUp(reason))
+                    else:
+                        runner.feed(lc.RetryNow(reason))
+        # The contexts may have changed: forwards that were invalid for the kubeconfig may run now.
+        for runner in mine:
+            problem = self.registry.check_spec(runner.spec)
+            if runner.record.invalid is not None and problem is None:
+                runner.change_spec(runner.spec)
+                runner.feed(lc.UserStart("kubeconfig fixed", why="config"))
+            elif problem is not None and runner.record.invalid not in (None, problem):
+                runner.feed(lc.Invalid(problem))
 
-        def work() -> Any:
-            busy = [s for s in specs if not self._checker.is_available(s.local_port, s.address)]
-            for spec in busy:
-                msg = _reclaim(spec.local_port, spec.address, spec.name)
-                if msg:
-                    self._checker.invalidate(spec.local_port)
-                    log.info("%s: %s", spec.name, msg)
-            return resolve_conflicts([*specs, *others], self._checker, reserved=reserved)
-
-        resolution = await asyncio.to_thread(work)
-        self._unresolved = dict(resolution.unresolved)
-        for spec in specs:
-            port = resolution.ports.get(spec.name)
-            if port is None:
-                continue
-            move = resolution.moves.get(spec.name)
-            self._assigned[spec.name] = (port, move.reason if move else None)
-            if move:
-                self._notice("warning", move.reason)
-
-    def pod_changed(self, runner: ForwardRunner) -> None:
-        """The runner's kubectl named its pod: make sure that namespace is watched."""
-        if not self._watch_pods or runner.proc is None:
+    def _watch_namespace(self, runner: ForwardRunner, namespace: str | None) -> None:
+        if not self._options["watch_pods"]:
             return
-        kubeconfig, context = self.cluster_key(runner)
-        key = (kubeconfig or None, context or None, runner.proc.pod_namespace)
-        if key in self._pod_watches:
+        key = self.cluster_key(runner)
+        ns = namespace or self._namespace_of(key)
+        watch = (key.kubeconfig, key.context, ns)
+        if watch in self._pod_watches:
             return
-        self._pod_watches.add(key)
+        self._pod_watches.add(watch)
         try:
             if self._pod_watcher is None:
                 from kportforward.kube.pods import PodWatcher
 
                 self._pod_watcher = PodWatcher(asyncio.get_running_loop(), self._on_pod_change)
-            self._pod_watcher.watch(*key)
+            self._pod_watcher.watch(*watch)
         except Exception as exc:  # pod watching is an optimisation; probes still catch dead tunnels
-            log.warning("cannot watch pods in %s: %s", key, exc)
+            log.warning("cannot watch pods in %s: %s", watch, exc)
+
+    def _namespace_of(self, key: ClusterKey) -> str:
+        with contextlib.suppress(Exception):
+            config = self.registry._watcher(key.kubeconfig).current()
+            ctx = config.contexts.get(key.context or "")
+            if ctx is not None and ctx.namespace:
+                return str(ctx.namespace)
+        return "default"
 
     def _on_pod_change(self, change: Any) -> None:
-        if change.kind not in ("deleted", "not_ready"):
-            return
-        for runner in self._runners.values():
+        for runner in list(self._runners.values()):
+            rec = runner.record
+            key = self.cluster_key(runner)
+            if (change.context or None) != (key.context or None):
+                continue
             proc = runner.proc
+            if change.kind in ("deleted", "not_ready"):
+                if (
+                    proc is not None
+                    and has_process(rec.state)
+                    and rec.pod == change.name
+                    and proc.pod_namespace == change.namespace
+                ):
+                    what = "deleted" if change.kind == "deleted" else "not ready"
+                    runner.feed(lc.Reconnect(f"pod {change.name} {what}; reconnecting"))
+            elif change.kind in ("added", "ready") and rec.state is S.FAILED:
+                ns = rec.spec.namespace or self._namespace_of(key)
+                if ns == change.namespace and rec.invalid is None:
+                    self._appear_checks.add(rec.spec.name)
+
+    async def _appear_tick(self) -> None:
+        """Failed forwards whose target may exist now (a pod appeared in their namespace, or
+        kubectl said NotFound): ask the API, and retry at once when it answers with a pod."""
+        from kportforward.kube.pods import resolve_pods
+
+        names = set(self._appear_checks)
+        self._appear_checks.clear()
+        for runner in self._runners.values():
+            rec = runner.record
             if (
-                proc is not None
-                and has_process(runner.state)
-                and proc.pod == change.name
-                and proc.pod_namespace == change.namespace
-                and (change.context or "") == self.cluster_key(runner)[1]
+                rec.state is S.FAILED
+                and rec.invalid is None
+                and "NotFound" in (rec.last_error or "")
             ):
-                what = "deleted" if change.kind == "deleted" else "not ready"
-                runner.command(Event.RECONNECT, f"pod {change.name} {what}; reconnecting")
+                names.add(rec.spec.name)
+        for name in sorted(names)[:8]:
+            waiting = self._runners.get(name)
+            if waiting is None or waiting.record.state is not S.FAILED:
+                continue
+            key = self.cluster_key(waiting)
+            try:
+                pods = await resolve_pods(
+                    waiting.spec, kubeconfig=key.kubeconfig, context=key.context, timeout=2.0
+                )
+            except Exception:
+                continue
+            if any(p.ready for p in pods):
+                waiting.feed(lc.RetryNow(f"{waiting.spec.target} exists now; retrying"))
 
-    # -- background loops -----------------------------------------------------------------------
+    def _start_watchers(self) -> None:
+        if self._options["watch_kubeconfig"]:
+            self._watchers.append(
+                Ticker("kubeconfig-watch", self._watch_interval, self._kubeconfig_tick)
+            )
+        if self._options["watch_pods"]:
+            self._watchers.append(Ticker("target-watch", self._watch_interval, self._appear_tick))
+        if self._options["watch_config"]:
+            from kportforward.core.config import config_sources, load_config
 
-    def _kube_watcher(self, explicit: str | None) -> Any:
-        watcher = self._kube_watchers.get(explicit)
-        if watcher is None:
-            from kportforward.kube.kubeconfig import KubeconfigWatcher
+            self._watchers.append(
+                ConfigWatcher(
+                    lambda: config_sources(self.config_path),
+                    lambda: load_config(self.config_path),
+                    self._config_file_changed,
+                    self._watch_interval,
+                )
+            )
+        self._watchers.append(ProcessSampler(self._pids, self._sampled, self._sample_interval))
+        for watcher in self._watchers:
+            watcher.start()
 
-            watcher = self._kube_watchers[explicit] = KubeconfigWatcher(explicit)
-        return watcher
+    async def _config_file_changed(self, config: Config | None, error: Exception | None) -> None:
+        if error is not None or config is None:
+            self._notice("error", f"config not reloaded: {error}")
+            return
+        await self.reload(config)
 
-    def _current_context(self, kubeconfig: str | None) -> str | None:
-        try:
-            return self._kube_watcher(kubeconfig).current().current_context
-        except Exception:
-            return None
+    def _pids(self) -> list[int]:
+        return [r.record.pid for r in self._runners.values() if r.record.pid]
 
-    def _server(self, key: ClusterKey) -> str:
-        try:
-            ctx = self._kube_watcher(key[0] or None).current().contexts.get(key[1])
-        except Exception:
-            return ""
-        return ctx.server if ctx else ""
+    def _sampled(self, samples: dict[int, tuple[int, float] | None]) -> None:
+        for runner in self._runners.values():
+            sample = samples.get(runner.record.pid or 0)
+            runner.rss, runner.cpu_percent = sample if sample else (None, None)
+
+    def _forget_kube_clients(self) -> None:
+        """Drop the cached API clients we caused, so their pooled connections close with us."""
+        kclient = sys.modules.get("kportforward.kube.client")
+        if kclient is None:
+            return
+        keys = {(k[0], k[1]) for k in self._pod_watches}
+        keys |= {(k.kubeconfig, k.context) for k in self._keys_in_use()}
+        for kubeconfig, context in keys:
+            with contextlib.suppress(Exception):
+                kclient.forget_client(kubeconfig, context)
+        gc.collect()  # the pools close their sockets when collected
 
 
-def _kubectl_fields(spec: ForwardSpec) -> tuple[object, ...]:
-    """What kubectl's argv and the local port depend on."""
-    return (
-        spec.target, spec.target_port, spec.local_port, spec.namespace, spec.context,
-        spec.kubeconfig, spec.address,
-    )  # fmt: skip
+_DEFAULT_SPEC = ForwardSpec("(default)", "pod/x", 1, 1)
+"""A spec with no kubeconfig of its own: the supervisor's default kubeconfig is always watched."""
+
+
+def _tuning_for(config: Config) -> Tuning:
+    interval = config.settings.monitoring_interval
+    return Tuning(monitoring_interval=interval, probe_timeout=_probe_timeout(interval))
 
 
 def _probe_timeout(interval: float) -> float:
@@ -439,18 +576,6 @@ def _probe_timeout(interval: float) -> float:
     the interval plus three timeouts (the failing probe, the cluster-wide one, the confirming
     one) must fit in the 3 s dead-tunnel budget."""
     return min(0.5, max(0.25, interval))
-
-
-def _reclaim(port: int, address: str, name: str) -> str | None:
-    try:
-        from kportforward.supervisor.reclaim import reclaim_stale_kubectl
-    except ImportError:  # pragma: no cover
-        return None
-    try:
-        return reclaim_stale_kubectl(port, address, name)
-    except Exception as exc:
-        log.warning("reclaim on port %s failed: %s", port, exc)
-        return None
 
 
 __all__ = ["Supervisor", "Tuning"]

@@ -1,51 +1,79 @@
-"""The supervisor's background loops: kubeconfig and config file watching, psutil sampling.
+"""Small watchers with explicit inputs and a callback; none of them knows the Supervisor.
 
-Each is one task per Supervisor, cheap at rest: a ``stat`` per file per interval, and a psutil
-read per kubectl every few seconds. Kept apart from supervisor.py so each module reads in one
-sitting; they reach into the Supervisor they serve.
+- :class:`Ticker` runs an async callback every ``interval`` seconds (the kubeconfig poll).
+- :class:`ConfigWatcher` stats the config sources and loads them again when one changes.
+- :class:`ProcessSampler` reads RSS and CPU of a set of pids with psutil.
+
+Each is one task, cheap at rest, started with ``start()`` and ended with ``close()``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import os
-import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
 
-from kportforward.core.models import ClusterStatus
-from kportforward.core.states import Event
-from kportforward.supervisor.events import ClusterEvent
-
-if TYPE_CHECKING:
-    from kportforward.supervisor.supervisor import Supervisor
+log = logging.getLogger(__name__)
 
 
-async def watch_kubeconfig(sup: Supervisor) -> None:
-    """Poll the kubeconfig files (a stat each, no kubectl); on a context change, reconnect the
-    forwards that follow the current context (spawns stay bounded by the spawn slots)."""
-    watcher = sup._kube_watcher(sup.kubeconfig)
-    watcher.poll()
-    while True:
-        await asyncio.sleep(sup._watch_interval)
-        change = watcher.poll()
-        if change is None:
-            continue
-        old, new = change
-        status = ClusterStatus(new or "(none)", sup._server(("", new or "")), None, "")
-        sup._queue.put_nowait(ClusterEvent(time.time(), status, f"context {old} → {new}"))
-        for runner in sup._runners.values():
-            spec = runner.spec
-            if spec.context is None and spec.kubeconfig is None:
-                runner.command(Event.RECONNECT, f"kube context changed to {new}")
+class Ticker:
+    """Call ``tick()`` every ``interval`` seconds until closed; an exception is logged, not fatal."""
+
+    def __init__(self, name: str, interval: float, tick: Callable[[], Awaitable[None]]) -> None:
+        self.name = name
+        self.interval = interval
+        self._tick = tick
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Begin ticking (on the running loop)."""
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=self.name)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self._tick()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s failed; trying again next tick", self.name)
+
+    async def close(self) -> None:
+        """Stop ticking; returns once the task has ended."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
 
 
-async def watch_config(sup: Supervisor) -> None:
-    """Stat the config sources; reload on a change; on a bad edit keep the old config, say why."""
-    from kportforward.core.config import config_sources, load_config
+class ConfigWatcher(Ticker):
+    """Load the config again when any of its source files changes (mtime, size, presence).
 
-    def signature() -> tuple[Any, ...]:
+    ``sources()`` lists the files; ``load()`` (run in a thread) returns the new config or raises;
+    ``on_change(config, error)`` gets exactly one of them.
+    """
+
+    def __init__(
+        self,
+        sources: Callable[[], Iterable[Any]],
+        load: Callable[[], Any],
+        on_change: Callable[[Any, Exception | None], Awaitable[None]],
+        interval: float = 1.0,
+    ) -> None:
+        super().__init__("config-watch", interval, self._check)
+        self._sources = sources
+        self._load = load
+        self._on_change = on_change
+        self._seen = self._signature()
+
+    def _signature(self) -> tuple[Any, ...]:
         out: list[tuple[str, int | None, int | None]] = []
-        for path in config_sources(sup.config_path):
+        for path in self._sources():
             try:
                 st = os.stat(path)
                 out.append((str(path), st.st_mtime_ns, st.st_size))
@@ -53,43 +81,47 @@ async def watch_config(sup: Supervisor) -> None:
                 out.append((str(path), None, None))
         return tuple(out)
 
-    seen = signature()
-    while True:
-        await asyncio.sleep(sup._watch_interval)
-        now = signature()
-        if now == seen:
-            continue
-        seen = now
+    async def _check(self) -> None:
+        now = await asyncio.to_thread(self._signature)
+        if now == self._seen:
+            return
+        self._seen = now
         try:
-            config = await asyncio.to_thread(load_config, sup.config_path)
-        except Exception as exc:  # keep running on the old config, and say why
-            sup._notice("error", f"config not reloaded: {exc}")
-            continue
-        await sup.reload(config)
+            config = await asyncio.to_thread(self._load)
+        except Exception as exc:  # keep running on the old config; the callback says why
+            await self._on_change(None, exc)
+            return
+        await self._on_change(config, None)
 
 
-async def sample_processes(sup: Supervisor) -> None:
-    """Every few seconds, each kubectl's RSS and CPU (one cached psutil.Process per pid)."""
-    import psutil
+class ProcessSampler(Ticker):
+    """Every ``interval`` seconds, RSS and CPU% of each pid ``pids()`` names, to ``on_sample``."""
 
-    while True:
-        await asyncio.sleep(sup._sample_interval)
-        live = set()
-        for runner in sup._runners.values():
-            proc = runner.proc
-            if proc is None or proc.pid is None or proc.exited:
-                runner.rss = runner.cpu_percent = None
-                continue
-            live.add(proc.pid)
-            ps = sup._procs.get(proc.pid)
+    def __init__(
+        self,
+        pids: Callable[[], Iterable[int]],
+        on_sample: Callable[[dict[int, tuple[int, float] | None]], None],
+        interval: float = 5.0,
+    ) -> None:
+        super().__init__("psutil-sampler", interval, self._sample)
+        self._pids = pids
+        self._on_sample = on_sample
+        self._procs: dict[int, Any] = {}
+
+    async def _sample(self) -> None:
+        import psutil
+
+        out: dict[int, tuple[int, float] | None] = {}
+        for pid in self._pids():
+            ps = self._procs.get(pid)
             try:
                 if ps is None:
-                    ps = sup._procs[proc.pid] = psutil.Process(proc.pid)
+                    ps = self._procs[pid] = psutil.Process(pid)
                     ps.cpu_percent(None)  # the first call only sets the baseline
                 with ps.oneshot():
-                    runner.rss = ps.memory_info().rss
-                    runner.cpu_percent = ps.cpu_percent(None)
+                    out[pid] = (ps.memory_info().rss, ps.cpu_percent(None))
             except psutil.Error:
-                runner.rss = runner.cpu_percent = None
-        for pid in [p for p in sup._procs if p not in live]:
-            del sup._procs[pid]
+                out[pid] = None
+        for pid in [p for p in self._procs if p not in out]:
+            del self._procs[pid]
+        self._on_sample(out)

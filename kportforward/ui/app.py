@@ -24,10 +24,10 @@ from textual.worker import Worker, WorkerState
 
 from kportforward.core.models import ClusterStatus, ForwardStatus
 from kportforward.core.states import ForwardState
-from kportforward.supervisor.events import ClusterEvent, ForwardEvent, NoticeEvent
+from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
 from kportforward.supervisor.protocol import SupervisorProtocol
 from kportforward.ui.actions import DashboardActions
-from kportforward.ui.messages import ClusterChanged, NoticePosted, StatusesPending
+from kportforward.ui.messages import ClusterChanged, ConfigApplied, NoticePosted, StatusesPending
 from kportforward.ui.presenters import format_clock
 from kportforward.ui.screens.main import MainScreen
 from kportforward.ui.signals import QuitSignals
@@ -151,6 +151,8 @@ class KPortForwardApp(DashboardActions):
                 self.post_message(ClusterChanged(event.cluster))
             elif isinstance(event, NoticeEvent):
                 self.post_message(NoticePosted(event))
+            elif isinstance(event, ConfigReloaded):
+                self.post_message(ConfigApplied(event))
 
     def _signal_deadline(self, count: int) -> None:
         # Runs in the signal handler: the process must end in time even if the loop is stuck.
@@ -179,9 +181,7 @@ class KPortForwardApp(DashboardActions):
         """Stop every kubectl, then exit; say so if that takes a while. Twice: exit now."""
         if self._quitting:
             # Forced: kill every kubectl group now rather than wait for the polite stop.
-            kill_all = getattr(self.supervisor, "kill_all", None)
-            if kill_all is not None:
-                kill_all()
+            self.supervisor.kill_all()
             if self._exit_deadline is not None:
                 self._exit_deadline(FORCED_EXIT_DEADLINE)
             self.exit(return_code=130)
@@ -227,8 +227,7 @@ class KPortForwardApp(DashboardActions):
             if spec.name not in known
         ]
         self.statuses = {s.name: s for s in statuses}
-        for cluster in self.supervisor.clusters():
-            self.clusters[cluster.context] = cluster
+        self.clusters = {c.context: c for c in self.supervisor.clusters()}
         if self.ui_ready:
             self.main_screen.show_all(statuses, self.clusters.values())
         self._notice_moved_ports(statuses)
@@ -249,7 +248,8 @@ class KPortForwardApp(DashboardActions):
 
     @on(ClusterChanged)
     def _cluster_changed(self, message: ClusterChanged) -> None:
-        self.clusters[message.cluster.context] = message.cluster
+        # The supervisor's list is the truth: exactly the clusters the forwards use now.
+        self.clusters = {c.context: c for c in self.supervisor.clusters()}
         if self.ui_ready:
             self.main_screen.query_one(SummaryBar).show_clusters(
                 self.clusters.values(), self.statuses.values()
@@ -259,8 +259,14 @@ class KPortForwardApp(DashboardActions):
     def _notice(self, message: NoticePosted) -> None:
         event = message.event
         self.show_notice(event.message, event.level, event.ts)
-        if "reload" in event.message.lower():
-            self.resync()
+
+    @on(ConfigApplied)
+    def _config_applied(self, message: ConfigApplied) -> None:
+        event = message.event
+        for warning in event.warnings:
+            self.show_notice(f"config: {warning}", "warning", event.ts)
+        self.show_notice(event.summary, "information", event.ts)
+        self.resync()
 
     def show_notice(
         self, text: str, level: str = "information", ts: float | None = None, toast: bool = True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from kportforward.core.models import ClusterStatus
-from kportforward.supervisor.events import NoticeEvent
+from kportforward.supervisor.events import ConfigReloaded, NoticeEvent
 
 
 class StatusesPending(Message):
@@ -28,5 +28,13 @@ class NoticePosted(Message):
     """A notice a person should see once."""
 
     def __init__(self, event: NoticeEvent) -> None:
+        super().__init__()
+        self.event = event
+
+
+class ConfigApplied(Message):
+    """The supervisor applied a config (added, removed, changed forwards, and its warnings)."""
+
+    def __init__(self, event: ConfigReloaded) -> None:
         super().__init__()
         self.event = event

@@ -177,9 +177,10 @@ async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_
     Cooldown with up to 29.8 s left when the faults stopped: "Running again within 3 s" (issue #8)
     cannot be met.
 
-    Fix: count a probe that passed through the tunnel as proof of health: on the first
-    ``PROBE_OK`` after ``READY`` (or on ``READY`` itself), call ``backoff.reset()`` (keeping
-    ``first_free``), so only attempts that never became healthy escalate (the crash-loop case).
+    Fix (core/lifecycle.py ``backoff_delay``): an attempt whose tunnel carried bytes and then
+    died retries at once the first time and after the base delay while it keeps happening; only
+    attempts that never carried bytes escalate (the crash-loop case), and the failure count resets
+    only after the stability window.
     A forward cannot storm: each cycle lasts at least one monitoring interval.
     """
     from kportforward.core.backoff import Backoff

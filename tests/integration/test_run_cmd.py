@@ -87,7 +87,8 @@ def running(n: int):
         for line in lines:
             if line.startswith("{"):
                 ev = json.loads(line)
-                states[ev["forward"]] = ev["state"]
+                if ev["event"] == "forward":
+                    states[ev["forward"]] = ev["state"]
         return len(states) == n and all(s == "Running" for s in states.values())
 
     return check
@@ -102,12 +103,13 @@ def test_run_json_until_signal_leaves_no_kubectl(kubectl, sim_factory, tmp_path,
     try:
         run.wait_for(running(3))
         assert len(kubectls_of(run.proc.pid)) == 3
-        first = json.loads(run.lines[0])
-        assert set(first) == {"ts", "forward", "state", "localPort", "pid", "restarts", "reason"}
+        first = next(e for e in map(json.loads, run.lines) if e["event"] == "forward")
+        assert {"ts", "time", "event", "forward", "state", "localPort", "pid", "restarts",
+                "reason"} <= set(first)  # fmt: skip
         run.proc.send_signal(sig)
         assert run.finish() == 0
         assert wait_no_kubectl(run.proc.pid) == []
-        last = [json.loads(x) for x in run.lines[-3:]]
+        last = [e for e in map(json.loads, run.lines) if e["event"] == "forward"][-3:]
         assert {ev["state"] for ev in last} == {"Stopped"}
     finally:
         run.kill()

@@ -60,7 +60,8 @@ class Run:
         for line in list(self.lines):
             with contextlib.suppress(ValueError):
                 ev = json.loads(line)
-                out[ev["forward"]] = ev["state"]
+                if ev["event"] == "forward":
+                    out[ev["forward"]] = ev["state"]
         return out
 
     def wait_for(self, pred: Callable[[dict[str, str]], bool], timeout: float = 60) -> None:

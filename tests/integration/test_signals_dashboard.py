@@ -195,7 +195,7 @@ def test_run_sigkilled_leaves_no_kubectl_quickly(
         assert proc.stdout is not None
         for line in proc.stdout:
             ev = json.loads(line)
-            if ev["state"] == "Running":
+            if ev["event"] == "forward" and ev["state"] == "Running":
                 running.add(ev["forward"])
             if len(running) == 3:
                 break
@@ -245,7 +245,7 @@ def _slow_run(kubectl: str, sim: Simulator, tmp_path: Path) -> tuple[subprocess.
     assert proc.stdout is not None
     for line in proc.stdout:
         ev = json.loads(line)
-        if ev["state"] == "Running":
+        if ev["event"] == "forward" and ev["state"] == "Running":
             running.add(ev["forward"])
         if len(running) == 2:
             break

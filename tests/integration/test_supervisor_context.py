@@ -11,6 +11,7 @@ import yaml
 from kportforward.core.config import load_config
 from kportforward.core.models import ForwardSpec
 from kportforward.sim import generated_world
+from kportforward.supervisor.events import ConfigReloaded
 from tests.integration.supervisor_helpers import (
     Harness,
     echo,
@@ -102,11 +103,9 @@ async def test_config_edit_reloads_with_the_documented_semantics(kubectl, sim_fa
         edited["f3"] = {"target": "service/svc-003", "targetPort": 9000, "localPort": ports[4],
                         "namespace": "default"}  # fmt: skip
         write_config(path, edited)
-        await h.wait(
-            lambda: any("config reloaded" in getattr(e, "message", "") for e in h.events),
-            10,
-            "reload notice",
-        )
+        await h.wait(lambda: any(isinstance(e, ConfigReloaded) for e in h.events), 10, "reload")
+        reload = next(e for e in h.events if isinstance(e, ConfigReloaded))
+        assert (reload.added, reload.removed, reload.changed) == (("f3",), ("f2",), ("f1", "f4"))
         await h.wait(lambda: {s.name for s in h.sup.snapshot()} == {"f0", "f1", "f3", "f4"}, 10)
         await h.all_running(20)
         snap = {s.name: s for s in h.sup.snapshot()}

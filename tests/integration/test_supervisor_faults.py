@@ -157,12 +157,21 @@ async def test_not_found_and_forbidden_fail_with_kubectls_message(kubectl, sim_f
 
 async def test_kubectl_that_cannot_be_run_fails_the_forward_without_killing_its_runner(tmp_path):
     specs = echo_specs([("api", "service/svc-000")])
-    h = Harness(make_supervisor(str(tmp_path / "gone" / "kubectl"), str(tmp_path / "kc"), specs))
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    h = Harness(make_supervisor(str(tmp_path / "gone" / "kubectl"), str(kubeconfig), specs))
     try:
         await h.sup.start()
         await h.wait(lambda: h.state("api") is S.FAILED, 10, "Failed")
         assert "No such file or directory" in h.sup.status("api").reason
-        assert not h.sup._runners["api"].task.done()  # still supervised: a restart retries
+        await h.sup.restart("api")  # still supervised: a restart tries again, and fails again
+        await h.wait(lambda: h.sup.status("api").planned_restarts == 0, 10, "tried")
+        await h.wait(lambda: h.state("api") is S.FAILED, 10, "Failed again")
         await h.sup.stop("api")
         assert h.state("api") is S.STOPPED
     finally:

@@ -22,6 +22,7 @@ from kportforward.core.models import (
 from kportforward.core.states import ForwardState
 from kportforward.supervisor.events import (
     ClusterEvent,
+    ConfigReloaded,
     ForwardEvent,
     NoticeEvent,
     SupervisorEvent,
@@ -85,9 +86,30 @@ class ScriptedSupervisor:
         """Every status, by name."""
         return tuple(self._statuses[n] for n in sorted(self._statuses))
 
+    def status(self, name: str) -> ForwardStatus:
+        """One status."""
+        return self._statuses[name]
+
     def clusters(self) -> tuple[ClusterStatus, ...]:
         """Every cluster."""
         return tuple(self._clusters.values())
+
+    async def stop_group(self, group: str) -> None:
+        """Stop each forward of ``group``."""
+        for status in self.snapshot():
+            if status.spec.group == group:
+                await self.stop(status.name)
+
+    async def start_group(self, group: str) -> None:
+        """Start each forward of ``group``."""
+        for status in self.snapshot():
+            if status.spec.group == group:
+                await self.start_forward(status.name)
+
+    def kill_all(self) -> int:
+        """Nothing to kill here."""
+        self.calls.append(("kill_all", ""))
+        return 0
 
     async def events(self) -> AsyncIterator[SupervisorEvent]:
         """Events as the test emits them, until shutdown."""
@@ -145,7 +167,9 @@ class ScriptedSupervisor:
             self._statuses.setdefault(
                 spec.name, ForwardStatus(spec=spec, state=ForwardState.STARTING)
             )
-        self.notice("Config reloaded")
+        self.queue.put_nowait(
+            ConfigReloaded(self._clock(), warnings=tuple(str(w) for w in config.warnings))
+        )
 
     async def shutdown(self) -> None:
         """End the event stream (after ``shutdown_delay``)."""

@@ -94,8 +94,8 @@ CASES = [
             'forwarding 8080 -> 7000: dial tcp 127.0.0.1:7000: connect: connection refused"',
             "error: lost connection to pod",
         ],
-        Failure.RETRY,
-        "lost connection to pod",
+        Failure.REFUSED,
+        "nothing listens in the pod",
     ),
 ]
 
@@ -105,7 +105,10 @@ def test_classify_measured_outputs(lines: list[str], failure: Failure, reason: s
     got = classify(lines, 1)
     assert got.failure is failure
     assert got.reason == reason
-    assert got.message == lines[-1][:500]  # kubectl's own last line, as the user's message
+    if failure is Failure.REFUSED:  # the cause, not the "lost connection" that follows it
+        assert got.message.startswith("an error occurred forwarding 8080 -> 7000")
+    else:
+        assert got.message == lines[-1][:500]  # kubectl's own last line, as the message
 
 
 def test_silent_exits() -> None:

@@ -21,12 +21,12 @@ def play(start: ForwardState, events: list[Event]) -> list[ForwardState]:
 HISTORIES = {
     "happy start": (
         S.STARTING,
-        [E.SPAWNED, E.READY, E.PROBE_OK],
+        [E.SPAWNED, E.PROBE_OK, E.PROBE_OK],
         [S.CONNECTING, S.RUNNING, S.RUNNING],
     ),
     "kubectl killed, backoff, back": (
         S.RUNNING,
-        [E.EXITED, E.BACKOFF_ELAPSED, E.SPAWNED, E.READY],
+        [E.EXITED, E.BACKOFF_ELAPSED, E.SPAWNED, E.PROBE_OK],
         [S.COOLDOWN, S.STARTING, S.CONNECTING, S.RUNNING],
     ),
     "probe fails once then recovers": (
@@ -36,7 +36,7 @@ HISTORIES = {
     ),
     "dead tunnel: two probe failures restart": (
         S.RUNNING,
-        [E.PROBE_FAILED, E.PROBE_FAILED, E.SPAWNED, E.READY],
+        [E.PROBE_FAILED, E.PROBE_FAILED, E.SPAWNED, E.PROBE_OK],
         [S.DEGRADED, S.RECONNECTING, S.CONNECTING, S.RUNNING],
     ),
     "NotFound is Failed, retried slowly": (
@@ -47,7 +47,7 @@ HISTORIES = {
     "Failed retried at once by the user": (S.FAILED, [E.USER_START], [S.STARTING]),
     "401 suspends; probe passes; resumes": (
         S.CONNECTING,
-        [E.CLUSTER_DOWN, E.BACKOFF_ELAPSED, E.CLUSTER_UP, E.SPAWNED, E.READY],
+        [E.CLUSTER_DOWN, E.BACKOFF_ELAPSED, E.CLUSTER_UP, E.SPAWNED, E.PROBE_OK],
         [S.SUSPENDED, S.STARTING, S.STARTING, S.CONNECTING, S.RUNNING],
     ),
     "suspended cluster blocks a spawn": (S.STARTING, [E.CLUSTER_DOWN], [S.SUSPENDED]),
@@ -55,14 +55,14 @@ HISTORIES = {
     "context change while waiting retries now": (S.COOLDOWN, [E.RECONNECT], [S.STARTING]),
     "user stop from anywhere, start again": (
         S.DEGRADED,
-        [E.USER_STOP, E.READY, E.EXITED, E.USER_START],
+        [E.USER_STOP, E.PROBE_OK, E.EXITED, E.USER_START],
         [S.STOPPED, S.STOPPED, S.STOPPED, S.STARTING],
     ),
     "restart a running forward": (S.RUNNING, [E.USER_START], [S.RECONNECTING]),
     "no port": (S.STARTING, [E.PORT_UNAVAILABLE, E.BACKOFF_ELAPSED], [S.COOLDOWN, S.STARTING]),
-    "late readiness after exit is ignored": (
+    "a late probe after exit is ignored": (
         S.COOLDOWN,
-        [E.READY, E.PROBE_FAILED],
+        [E.PROBE_OK, E.PROBE_FAILED],
         [S.COOLDOWN, S.COOLDOWN],
     ),
 }
@@ -106,6 +106,6 @@ def test_every_state_reaches_running() -> None:
 
 
 def test_unknown_pairs_are_ignored() -> None:
-    assert next_state(S.STOPPED, E.READY) is None
+    assert next_state(S.STOPPED, E.PROBE_OK) is None
     assert next_state(S.RUNNING, E.PROBE_OK) is None
     assert has_process(S.RUNNING) and has_process(S.CONNECTING) and not has_process(S.COOLDOWN)
