@@ -378,7 +378,7 @@ def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
         failures = 0
     if verified:
         return (0.0 if failures == 0 else _spread(rec, p.backoff_base)), failures + 1
-    raw = min(p.backoff_cap, p.backoff_base * p.backoff_factor ** max(0, failures - 1))
+    raw = min(p.backoff_cap, p.backoff_base * p.backoff_factor**failures)
     return _spread(rec, raw), failures + 1
 
 

@@ -68,7 +68,6 @@ E = Event
 
 # States in which a kubectl process may exist (or be about to).
 _LIVE = (S.CONNECTING, S.RUNNING, S.DEGRADED)
-_WAITING = (S.COOLDOWN, S.FAILED, S.SUSPENDED)
 
 
 def _table() -> dict[tuple[ForwardState, Event], ForwardState]:
@@ -78,23 +77,20 @@ def _table() -> dict[tuple[ForwardState, Event], ForwardState]:
         t[s, E.SPAWNED] = S.CONNECTING
         t[s, E.PORT_UNAVAILABLE] = S.COOLDOWN
         t[s, E.CLUSTER_DOWN] = S.SUSPENDED
-        t[s, E.EXITED] = S.COOLDOWN
-        t[s, E.EXITED_FATAL] = S.FAILED
+        t[s, E.EXITED] = S.COOLDOWN  # kubectl could not be started for now (EMFILE …)
+        t[s, E.EXITED_FATAL] = S.FAILED  # kubectl cannot be run at all
     t[S.CONNECTING, E.PROBE_OK] = S.RUNNING  # kubectl's readiness alone is not enough
+    t[S.CONNECTING, E.CLUSTER_DOWN] = S.SUSPENDED  # a working tunnel outlives the API: not live
     t[S.RUNNING, E.PROBE_FAILED] = S.DEGRADED
     t[S.DEGRADED, E.PROBE_OK] = S.RUNNING
-    t[S.DEGRADED, E.PROBE_FAILED] = S.RECONNECTING
     for s in _LIVE:
-        t[s, E.EXITED] = S.COOLDOWN
+        t[s, E.EXITED] = S.COOLDOWN  # also a dead tunnel, after the backoff's delay
         t[s, E.EXITED_FATAL] = S.FAILED
-        t[s, E.CLUSTER_DOWN] = S.SUSPENDED
-        t[s, E.RECONNECT] = S.RECONNECTING
-    for s in _WAITING:
+        t[s, E.RECONNECT] = S.RECONNECTING  # also a dead tunnel when the backoff says "now"
+    for s in (S.COOLDOWN, S.FAILED):
         t[s, E.BACKOFF_ELAPSED] = S.STARTING
-        t[s, E.RECONNECT] = S.STARTING
+        t[s, E.CLUSTER_DOWN] = S.SUSPENDED
     t[S.SUSPENDED, E.CLUSTER_UP] = S.STARTING
-    t[S.COOLDOWN, E.CLUSTER_DOWN] = S.SUSPENDED
-    t[S.FAILED, E.CLUSTER_DOWN] = S.SUSPENDED
     # The user can stop anything that is not already stopped, and (re)start anything.
     for s in S:
         if s is not S.STOPPED:

@@ -36,7 +36,7 @@ HISTORIES = {
     ),
     "dead tunnel: two probe failures restart": (
         S.RUNNING,
-        [E.PROBE_FAILED, E.PROBE_FAILED, E.SPAWNED, E.PROBE_OK],
+        [E.PROBE_FAILED, E.RECONNECT, E.SPAWNED, E.PROBE_OK],
         [S.DEGRADED, S.RECONNECTING, S.CONNECTING, S.RUNNING],
     ),
     "NotFound is Failed, retried slowly": (
@@ -48,11 +48,11 @@ HISTORIES = {
     "401 suspends; probe passes; resumes": (
         S.CONNECTING,
         [E.CLUSTER_DOWN, E.BACKOFF_ELAPSED, E.CLUSTER_UP, E.SPAWNED, E.PROBE_OK],
-        [S.SUSPENDED, S.STARTING, S.STARTING, S.CONNECTING, S.RUNNING],
+        [S.SUSPENDED, S.SUSPENDED, S.STARTING, S.CONNECTING, S.RUNNING],
     ),
     "suspended cluster blocks a spawn": (S.STARTING, [E.CLUSTER_DOWN], [S.SUSPENDED]),
     "pod deleted reconnects": (S.RUNNING, [E.RECONNECT, E.SPAWNED], [S.RECONNECTING, S.CONNECTING]),
-    "context change while waiting retries now": (S.COOLDOWN, [E.RECONNECT], [S.STARTING]),
+    "context change while waiting retries now": (S.COOLDOWN, [E.BACKOFF_ELAPSED], [S.STARTING]),
     "user stop from anywhere, start again": (
         S.DEGRADED,
         [E.USER_STOP, E.PROBE_OK, E.EXITED, E.USER_START],
