@@ -185,7 +185,7 @@ class World:
         self.probes.append(callback)
 
         class Handle:
-            def cancel(inner) -> None:  # noqa: N805
+            def cancel(inner) -> None:
                 if callback in self.probes:
                     self.probes.remove(callback)
 
