@@ -72,7 +72,8 @@ class UserStop:
 
 @dataclass(frozen=True, slots=True)
 class PortAssigned:
-    """The allocator gave ``attempt`` a local port; ``moved`` says why it is not the configured one."""
+    """The allocator gave ``attempt`` a local port; ``moved`` says why it is not the configured
+    one."""
 
     attempt: int
     port: int
@@ -97,7 +98,8 @@ class Spawned:
 
 @dataclass(frozen=True, slots=True)
 class SpawnFailed:
-    """kubectl could not be started; ``transient`` (EMFILE, ENOMEM, EAGAIN) backs off, else Failed."""
+    """kubectl could not be started; ``transient`` (EMFILE, ENOMEM, EAGAIN) backs off, else
+    Failed."""
 
     attempt: int
     reason: str
@@ -185,8 +187,8 @@ class TimerFired:
 
 
 Input = (
-    Begin | UserStart | UserStop | PortAssigned | PortUnavailable | Spawned | SpawnFailed | Ready | PodKnown
-    | Exited | ProbeDone | ClusterDown | ClusterUp | Reconnect | RetryNow | Invalid | TimerFired
+    Begin | UserStart | UserStop | PortAssigned | PortUnavailable | Spawned | SpawnFailed | Ready
+    | PodKnown | Exited | ProbeDone | ClusterDown | ClusterUp | Reconnect | RetryNow | Invalid | TimerFired
 )  # fmt: skip
 
 # -- effects ------------------------------------------------------------------------------------

@@ -401,9 +401,11 @@ class Supervisor:
 
     def _kubeconfig_changed(self, kubeconfig: str | None, old: Any, new: Any) -> None:
         mine = [
-            r for r in self._runners.values()
-            if self.registry.kubeconfig_of(r.spec) == kubeconfig and r.spec.name not in self._rejected
-        ]  # fmt: skip
+            r
+            for r in self._runners.values()
+            if self.registry.kubeconfig_of(r.spec) == kubeconfig
+            and r.spec.name not in self._rejected
+        ]
         if new.problem and new.problem != old.problem:
             for key in {self.cluster_key(r) for r in mine}:
                 status = next(iter(self.registry.statuses([key])))

@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 class Ticker:
-    """Call ``tick()`` every ``interval`` seconds until closed; an exception is logged, not fatal."""
+    """Call ``tick()`` every ``interval`` seconds until closed; an exception is logged, not
+    fatal."""
 
     def __init__(self, name: str, interval: float, tick: Callable[[], Awaitable[None]]) -> None:
         self.name = name
