@@ -188,7 +188,8 @@ class TimerFired:
 
 Input = (
     Begin | UserStart | UserStop | PortAssigned | PortUnavailable | Spawned | SpawnFailed | Ready
-    | PodKnown | Exited | ProbeDone | ClusterDown | ClusterUp | Reconnect | RetryNow | Invalid | TimerFired
+    | PodKnown | Exited | ProbeDone | ClusterDown | ClusterUp | Reconnect | RetryNow | Invalid
+    | TimerFired
 )  # fmt: skip
 
 # -- effects ------------------------------------------------------------------------------------

@@ -2,8 +2,8 @@
 
 ``core/lifecycle.py`` never assigns a state directly: it maps each input to an :class:`Event`
 and asks :func:`next_state` where that leads. An event that does not apply in the current state is
-ignored (``None``), so a late report (a probe answer after a stop, say) can never push a forward somewhere
-it should not be. Every state has at least one way out (``test_states`` checks this).
+ignored (``None``), so a late report (a probe answer after a stop, say) can never push a forward
+somewhere it should not be. Every state has at least one way out (``test_states`` checks this).
 """
 
 from __future__ import annotations
