@@ -60,13 +60,14 @@ def run_dashboard(
 def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
     from kportforward.commands.run import resolve_kubectl
+    from kportforward.commands.startup import check_startable
     from kportforward.core.config import load_config, user_config_path
-    from kportforward.kube.kubeconfig import validate_forward_kubeconfigs
 
     config_arg = getattr(args, "config", None)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
-    validate_forward_kubeconfigs(config.forwards, getattr(args, "kubeconfig", None))
+    # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
+    check_startable(config, getattr(args, "kubeconfig", None))
     supervisor = build_supervisor(config, args, kubectl)
     config_path = str(config_arg or user_config_path())
     log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)

@@ -148,7 +148,11 @@ def _say(stream: TextIO, line: str) -> None:
 
 
 def check_credentials(
-    config: Config, explicit: str | None, timeout: float = 10.0, err: TextIO | None = None
+    config: Config,
+    explicit: str | None,
+    timeout: float = 10.0,
+    err: TextIO | None = None,
+    skip: set[str] | None = None,
 ) -> None:
     """Exit-2 error when a kubeconfig user cannot produce credentials (a failing exec plugin).
 
@@ -160,7 +164,14 @@ def check_credentials(
     from kportforward.errors import KubeconfigError
     from kportforward.kube.access import probe_access
 
-    pairs = sorted({(s.kubeconfig or explicit, s.context) for s in config.forwards}, key=str)
+    pairs = sorted(
+        {
+            (s.kubeconfig or explicit, s.context)
+            for s in config.forwards
+            if s.name not in (skip or ())
+        },
+        key=str,
+    )
 
     async def probe_all() -> list[Any]:
         return list(
@@ -183,20 +194,22 @@ def check_credentials(
 
 def main(args: Any) -> int:
     """``kportforward run``."""
+    from kportforward.commands.startup import check_startable, forward_problems
     from kportforward.core.config import load_config, user_config_path
-    from kportforward.kube.kubeconfig import validate_forward_kubeconfigs
     from kportforward.supervisor.supervisor import Supervisor
 
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     config = load_config(getattr(args, "config", None))
-    if not config.forwards:
+    if not config.forwards and not config.rejected:
         raise BadInputError(
             "no forwards configured",
             f"add some under portForwards in {user_config_path()} or pass --config PATH",
         )
     kubeconfig = getattr(args, "kubeconfig", None)
-    validate_forward_kubeconfigs(config.forwards, kubeconfig)
-    check_credentials(config, kubeconfig)
+    for line in check_startable(config, kubeconfig):
+        _say(sys.stderr, f"kportforward: error: {line} (the other forwards start)")
+    bad = forward_problems(config.forwards, kubeconfig)
+    check_credentials(config, kubeconfig, skip=set(bad))
     supervisor = Supervisor(
         config,
         kubectl=kubectl,

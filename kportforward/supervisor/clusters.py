@@ -127,13 +127,13 @@ class ClusterRegistry:
         names = ", ".join(sorted(view.contexts)) or "none"
         if spec.context and spec.context not in view.contexts:
             return (
-                f"forward '{spec.name}': context '{spec.context}' is not in {where} "
-                f"(contexts: {names}); fix the forward's context"
+                f"forward '{spec.name}': context '{spec.context}' not found in {where}; "
+                f"available: {names} — set the forward's 'context' to one of them"
             )
         if not spec.context and view.current is None and view.problem is None:
             return (
-                f"forward '{spec.name}': {where} has no current context (contexts: {names}); "
-                "set one with kubectl config use-context, or give the forward a context"
+                f"forward '{spec.name}': no current context in {where}; available: {names} — "
+                "run 'kubectl config use-context NAME' or set 'context' on the forward"
             )
         return None
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable, Iterator
+from datetime import tzinfo
 from typing import TYPE_CHECKING
 
 from textual import work
@@ -33,6 +34,9 @@ class DashboardActions(App[None]):
     browser: Callable[[str], bool]
     config_path: str
     config_arg: str | None
+    clock: Callable[[], float]
+    tz: tzinfo | None
+    refresh_rate: float
 
     def show_notice(
         self, text: str, level: str = "information", ts: float | None = None, toast: bool = True
@@ -53,15 +57,9 @@ class DashboardActions(App[None]):
         """The supervisor's current status of ``name``, including what changes without a
         transition (probe latencies, RSS/CPU, connections); the last event's status otherwise."""
         try:
-            getter = getattr(self.supervisor, "status", None)
-            if getter is not None:
-                return getter(name)
-            for status in self.supervisor.snapshot():
-                if status.name == name:
-                    return status
+            return self.supervisor.status(name)
         except KeyError:
             return None
-        return self.statuses.get(name)
 
     def _selected(self) -> ForwardStatus | None:
         name = self.selected_name()
@@ -76,14 +74,16 @@ class DashboardActions(App[None]):
         if name and name in self.statuses:
             from kportforward.ui.screens.details import DetailsScreen  # later: a faster first frame
 
-            self.push_screen(DetailsScreen(name))
+            self.push_screen(
+                DetailsScreen(name, self.fresh_status, self.clock, self.tz, self.refresh_rate)
+            )
 
     def action_log(self) -> None:
         """Open the live kubectl log of the selected forward."""
         if (status := self._selected()) is not None:
             from kportforward.ui.screens.log import LogScreen
 
-            self.push_screen(LogScreen(status.name))
+            self.push_screen(LogScreen(status.name, self.supervisor.log_lines, self.refresh_rate))
 
     def action_help(self) -> None:
         """Show every key."""

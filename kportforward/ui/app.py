@@ -240,11 +240,21 @@ class KPortForwardApp(DashboardActions):
         self.statuses.update(batch)
         try:
             if self.ui_ready:
-                self.main_screen.apply(batch, self.statuses.values())
+                self.main_screen.apply(batch, self.statuses.values(), self.clusters.values())
             self._notice_moved_ports(batch.values())
         except Exception as exc:  # the dashboard keeps running; the next batch may draw
             log.exception("dashboard: cannot apply statuses")
             self.notify(f"Cannot show an update: {exc}", severity="error")
+
+    @on(MainScreen.Mounted)
+    def _main_mounted(self) -> None:
+        self.ui_ready = True
+        self.resync()
+        self.call_after_refresh(self.start_supervisor)
+
+    @on(MainScreen.DetailsWanted)
+    def _details_wanted(self, message: MainScreen.DetailsWanted) -> None:
+        self.action_details(message.name)
 
     @on(ClusterChanged)
     def _cluster_changed(self, message: ClusterChanged) -> None:

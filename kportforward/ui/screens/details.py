@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import textwrap
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable
+from datetime import tzinfo
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -12,11 +14,9 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
+from kportforward.core.models import ForwardStatus
 from kportforward.ui.presenters import detail_fields, history_rows
 from kportforward.ui.widgets.summary import tone_markup
-
-if TYPE_CHECKING:
-    from kportforward.ui.app import KPortForwardApp
 
 
 class DetailsScreen(Screen[None]):
@@ -26,14 +26,20 @@ class DetailsScreen(Screen[None]):
         Binding("escape,backspace", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, forward_name: str) -> None:
+    def __init__(
+        self,
+        forward_name: str,
+        status_of: Callable[[str], ForwardStatus | None],
+        clock: Callable[[], float],
+        tz: tzinfo | None,
+        refresh_rate: float,
+    ) -> None:
         super().__init__()
         self.forward_name = forward_name
-
-    @property
-    def kapp(self) -> KPortForwardApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+        self._status_of = status_of
+        self._clock = clock
+        self._tz = tz
+        self._refresh_rate = refresh_rate
 
     def compose(self) -> ComposeResult:
         """Title, fields, latency sparkline, history."""
@@ -52,16 +58,16 @@ class DetailsScreen(Screen[None]):
     def on_mount(self) -> None:
         """Fill in now, then follow the refresh rate."""
         self.refresh_details()
-        self.set_interval(self.kapp.refresh_rate, self.refresh_details)
+        self.set_interval(self._refresh_rate, self.refresh_details)
 
     def refresh_details(self) -> None:
         """Re-read the forward's status from the supervisor and redraw."""
-        status = self.kapp.fresh_status(self.forward_name)
+        status = self._status_of(self.forward_name)
         title = self.query_one("#details-title", Static)
         if status is None:
             title.update(f"[b]{escape(self.forward_name)}[/b]  (no longer configured)")
             return
-        now = self.kapp.clock()
+        now = self._clock()
         title.update(f"[b]{escape(status.name)}[/b]  {escape(status.url)}")
         fields = detail_fields(status, now)
         width = max(len(label) for label, _ in fields)
@@ -79,7 +85,7 @@ class DetailsScreen(Screen[None]):
         self.query_one("#no-latency").display = not latencies
         if latencies:
             self.query_one("#no-latency", Static).update("")
-        rows = history_rows(status, self.kapp.tz, now)
+        rows = history_rows(status, self._tz, now)
         room = self.query_one("#details-history").size.width or 60
         lead = len(rows[0][0]) + 2 + 16 if rows else 0
         history = "\n".join(

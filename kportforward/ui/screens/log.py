@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, ClassVar
+from collections.abc import Callable, Iterable
+from typing import ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
-
-if TYPE_CHECKING:
-    from kportforward.ui.app import KPortForwardApp
 
 
 def new_lines(seen: tuple[str, ...], now: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
@@ -36,16 +34,18 @@ class LogScreen(Screen[None]):
         Binding("escape,backspace", "app.pop_screen", "Back"),
     ]
 
-    def __init__(self, forward_name: str) -> None:
+    def __init__(
+        self,
+        forward_name: str,
+        lines_of: Callable[[str], Iterable[str]],
+        refresh_rate: float,
+    ) -> None:
         super().__init__()
         self.forward_name = forward_name
+        self._lines_of = lines_of
+        self._refresh_rate = refresh_rate
         self._seen: tuple[str, ...] = ()
         self._placeholder = False
-
-    @property
-    def kapp(self) -> KPortForwardApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         """Title, the log, footer."""
@@ -56,12 +56,12 @@ class LogScreen(Screen[None]):
     def on_mount(self) -> None:
         """Show what is there, then follow."""
         self.pull()
-        self.set_interval(self.kapp.refresh_rate, self.pull)
+        self.set_interval(self._refresh_rate, self.pull)
 
     def pull(self) -> None:
         """Append the lines kubectl printed since the last look."""
         try:
-            lines = tuple(self.kapp.supervisor.log_lines(self.forward_name))
+            lines = tuple(self._lines_of(self.forward_name))
         except KeyError:
             lines = ("(this forward is no longer configured)",)
         except Exception as exc:  # the log is a view; a failure is shown, never raised

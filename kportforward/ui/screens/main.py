@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar
 
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.markup import escape
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
@@ -16,9 +17,6 @@ from kportforward.core.models import ClusterStatus, ForwardStatus
 from kportforward.ui.presenters import EXAMPLE_ENTRY
 from kportforward.ui.widgets.forward_table import ForwardTable
 from kportforward.ui.widgets.summary import SummaryBar
-
-if TYPE_CHECKING:
-    from kportforward.ui.app import KPortForwardApp
 
 
 def empty_state_text(config_path: str) -> str:
@@ -52,10 +50,15 @@ class MainScreen(Screen[None]):
         self._config_path = config_path
         self._empty = empty
 
-    @property
-    def kapp(self) -> KPortForwardApp:
-        """The app, typed."""
-        return self.app  # type: ignore[return-value]
+    class Mounted(Message):
+        """The main screen is on; the app may show the snapshot and start the supervisor."""
+
+    class DetailsWanted(Message):
+        """The user chose a row (Enter): open its details."""
+
+        def __init__(self, name: str) -> None:
+            super().__init__()
+            self.name = name
 
     def compose(self) -> ComposeResult:
         """Header, filter box, table or empty state, footer."""
@@ -69,9 +72,7 @@ class MainScreen(Screen[None]):
         """Show the snapshot, focus the table, start the supervisor once this frame is drawn."""
         self.set_empty(self._empty)
         self.table.focus()
-        self.kapp.ui_ready = True
-        self.kapp.resync()
-        self.call_after_refresh(self.kapp.start_supervisor)
+        self.post_message(self.Mounted())
 
     def set_empty(self, empty: bool) -> None:
         """Switch between the table and the empty state (after a reload, for instance)."""
@@ -92,13 +93,18 @@ class MainScreen(Screen[None]):
         summary.show_statuses(statuses)
         summary.show_clusters(clusters, statuses)
 
-    def apply(self, changed: Mapping[str, ForwardStatus], every: Iterable[ForwardStatus]) -> None:
+    def apply(
+        self,
+        changed: Mapping[str, ForwardStatus],
+        every: Iterable[ForwardStatus],
+        clusters: Iterable[ClusterStatus],
+    ) -> None:
         """Apply a batch of changed statuses; ``every`` is the full set for the counts line."""
         self.table.update_statuses(changed)
         every = list(every)
         summary = self.query_one(SummaryBar)
         summary.show_statuses(every)
-        summary.show_clusters(self.kapp.clusters.values(), every)
+        summary.show_clusters(clusters, every)
 
     # --- actions -----------------------------------------------------------------------------
 
@@ -137,7 +143,7 @@ class MainScreen(Screen[None]):
 
     @on(ForwardTable.Selected)
     def _selected(self, event: ForwardTable.Selected) -> None:
-        self.kapp.action_details(event.name)
+        self.post_message(self.DetailsWanted(event.name))
 
     def on_key(self, event: events.Key) -> None:
         """Esc inside the filter box clears it (the Input would otherwise keep the key)."""
