@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -300,7 +301,7 @@ class ForwardRunner:
         kind = why.failure.value
         reason = why.reason
         if why.failure is Failure.REFUSED:
-            reason = _nothing_listens(self.spec, proc.pod)
+            reason = _nothing_listens(self.spec, proc)
         self.feed(lc.Exited(proc.pid, kind, reason, why.message))
 
     def _stop_pid(self, pid: int) -> None:
@@ -353,7 +354,7 @@ class ForwardRunner:
             self._probe = None
             refused = getattr(proc, "forward_errors", 0) > errors_before or proc.exited
             if result.ok and refused:
-                result = ProbeResult(False, result.latency, _nothing_listens(self.spec, proc.pod))
+                result = ProbeResult(False, result.latency, _nothing_listens(self.spec, proc))
             if not result.ok and self.record.state is S.RUNNING:
                 self.host.prober.escalate(self)
             self.feed(lc.ProbeDone(pid, result.ok, result.latency, result.reason))
@@ -421,9 +422,19 @@ class ForwardRunner:
         self._closed = True
 
 
-def _nothing_listens(spec: ForwardSpec, pod: str | None) -> str:
-    where = f"pod {pod}" if pod else "the pod"
-    return f"nothing listens on {spec.target_port} in {where}"
+_FORWARDING_TO = re.compile(r"error occurred forwarding \d+ -> (\d+)")
+
+
+def _nothing_listens(spec: ForwardSpec, proc: Any) -> str:
+    """``nothing listens on 9000 in pod web-1``: the container port from kubectl's own error line
+    (a service port may map to another), else the configured target port."""
+    port: object = spec.target_port
+    for line in reversed(getattr(proc, "errors", ())):
+        if m := _FORWARDING_TO.search(line):
+            port = m.group(1)
+            break
+    where = f"pod {proc.pod}" if getattr(proc, "pod", None) else "the pod"
+    return f"nothing listens on {port} in {where}"
 
 
 def _spawn_error(exc: OSError) -> tuple[str, bool]:
