@@ -1,0 +1,157 @@
+"""Acceptance tests for the engine (issue 11): a status that never lies about the tunnel.
+
+Defect 1: a pod port nobody listens on was shown Running while kubectl respawned about once a
+second. Defect 2: a hang right after Running (before any passing probe) was never noticed.
+Defect 9: a 403 whose text lacks "forbidden" was retried at full speed. Also: an EOF right after
+connect is a failure, and every unclassified failure backs off.
+
+The real kubectl against the simulator; the production backoff (``backoff=None``), because the
+fast test backoff would hide a storm. Spawns are counted on the cluster's side (one portforward
+upgrade per kubectl run), so the counts hold whatever the engine calls a restart.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from kportforward.core.states import ForwardState
+from kportforward.sim import generated_world
+from tests.integration.supervisor_helpers import (
+    RUNNING,
+    Harness,
+    echo,
+    echo_specs,
+    make_supervisor,
+    sample,
+    spawns,
+    statuses,
+)
+
+pytestmark = pytest.mark.integration
+S = ForwardState
+NOTHING = "nothing listens on 9000"
+WINDOW = 10.0  # seconds of observation
+MAX_SPAWNS = 6  # exponential backoff from 0.5 s: 0, 0.5, 1.5, 3.5, 7.5 s (+ kubectl's own time)
+
+
+def never_running_after(seen: list, first: int) -> list:
+    """The samples from ``first`` on that were shown Running (should be none)."""
+    return [(t, s.state.value, s.reason) for t, s in seen[first:] if s.state is RUNNING]
+
+
+async def test_refused_pod_port_is_never_running_and_backs_off(kubectl, sim_factory):
+    sim = sim_factory(generated_world(1))
+    pod = sim.pods("default")[0]
+    sim.refuse_backend("default", pod, 9000)
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=None))
+    try:
+        await h.sup.start()
+        seen = await sample(h, "api", WINDOW)
+        n = spawns(sim)
+        assert 2 <= n <= MAX_SPAWNS, f"{n} kubectl runs in {WINDOW:g} s (backoff expected)"
+        named = [i for i, (_, s) in enumerate(seen) if NOTHING in s.reason]
+        assert named, f"no status said {NOTHING!r}: {sorted({s.reason for _, s in seen})}"
+        assert never_running_after(seen, named[0]) == []
+        shown = statuses(h, "api")
+        first = next(i for i, s in enumerate(shown) if NOTHING in s.reason)
+        assert [s.state for s in shown[first:] if s.state is RUNNING] == []
+        assert {s.state for _, s in seen[named[0] :]} <= {
+            S.DEGRADED,
+            S.COOLDOWN,
+            S.RECONNECTING,
+            S.STARTING,
+            S.CONNECTING,
+        }
+        # While in Cooldown the countdown is known: retry_at is set and not in the past.
+        cooling = [(t, s) for t, s in seen if s.state is S.COOLDOWN]
+        assert cooling, "never in Cooldown between retries"
+        late = [(t, s.retry_at) for t, s in cooling if s.retry_at is None or s.retry_at < t - 0.25]
+        assert late == []
+        assert h.sup.status("api").restarts >= min(2, n - 1)  # restarts are counted
+        # Once something listens again, a user restart brings it back at once.
+        sim.refuse_backend("default", pod, 9000, False)
+        await h.sup.restart("api")
+        await h.wait(lambda: h.state("api") is RUNNING, 20, "Running once the port listens")
+        assert await echo(specs[0].local_port, b"listening") == b"listening"
+    finally:
+        await h.close()
+
+
+async def test_port_that_hangs_up_right_after_connect_is_not_running(kubectl, sim_factory):
+    sim = sim_factory(generated_world(1))
+    pod = sim.pods("default")[0]
+    sim.eof_backend("default", pod, 9000)
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=None))
+    try:
+        await h.sup.start()
+        seen = await sample(h, "api", WINDOW)
+        assert spawns(sim) <= MAX_SPAWNS
+        failed = [
+            i for i, (_, s) in enumerate(seen) if s.state is not RUNNING and "9000" in s.reason
+        ]
+        assert failed, (
+            f"never failed naming port 9000: {[(s.state.value, s.reason) for _, s in seen[-3:]]}"
+        )
+        assert never_running_after(seen, failed[0]) == []
+        assert h.state("api") is not RUNNING
+    finally:
+        await h.close()
+
+
+async def test_hang_before_the_first_passing_probe_leaves_running(kubectl, sim_factory):
+    sim = sim_factory(generated_world(1))
+    done = threading.Event()
+
+    def hang_once_upgraded() -> None:
+        # The moment kubectl's tunnel is upgraded (before it even says "Forwarding from"), the
+        # API server hangs: no probe can ever pass.
+        while not done.is_set():
+            if spawns(sim):
+                sim.hang()
+                return
+            time.sleep(0.002)
+
+    watcher = threading.Thread(target=hang_once_upgraded, daemon=True)
+    watcher.start()
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
+    try:
+        await h.sup.start()
+        await h.wait(lambda: RUNNING in h.states("api"), 20, "Running (kubectl said Forwarding)")
+        assert sim.hung
+        assert h.sup.status("api").probe_latencies == ()  # nothing ever passed
+        # Bound: 3 s from readiness, doubled for a loaded machine (today: still Running at 20 s+).
+        await h.wait(lambda: h.state("api") is not RUNNING, 6.0, "leaving Running while hung")
+    finally:
+        done.set()
+        sim.resume()
+        await h.close()
+        watcher.join(5)
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "access denied by the admission webhook"),  # a 403 that never says "forbidden"
+        (500, "etcdserver: leader changed"),  # a failure nobody classified
+    ],
+)
+async def test_unclassified_failure_backs_off(kubectl, sim_factory, status, message):
+    sim = sim_factory(generated_world(1))
+    sim.add_rule(status, path_regex=r"/portforward$", message=message)
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=None))
+    try:
+        await h.sup.start()
+        seen = await sample(h, "api", WINDOW)
+        n = spawns(sim)
+        assert 2 <= n <= MAX_SPAWNS, f"{n} kubectl runs in {WINDOW:g} s (today: about 20)"
+        assert any(message in s.reason for _, s in seen), sorted({s.reason for _, s in seen})
+        assert [s for _, s in seen if s.state is RUNNING] == []
+    finally:
+        await h.close()
