@@ -194,3 +194,26 @@ async def echo_within(port: int, seconds: float, data: bytes = b"ping") -> float
             last = exc
         await asyncio.sleep(0.1)
     raise AssertionError(f"no echo through :{port} within {seconds} s (last error: {last!r})")
+
+
+def merged_kubeconfig(path: Any, sims: Iterable[Any], current: str) -> None:
+    """Write one kubeconfig holding every simulator's context, ``current`` selected (atomic)."""
+    import yaml
+
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
+    for sim in sims:
+        with open(sim.kubeconfig_path, encoding="utf-8") as fh:
+            one = yaml.safe_load(fh)
+        for section in ("clusters", "users", "contexts"):
+            doc[section] += one[section]
+    doc["current-context"] = current
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(doc, fh)
+    os.replace(tmp, path)
