@@ -53,6 +53,25 @@ async def test_unknown_context_fails_alone_naming_the_contexts_that_exist(kubect
         await h.close()
 
 
+async def test_missing_forward_kubeconfig_fails_alone(kubectl, sim_factory, tmp_path):
+    sim = sim_factory(generated_world(1), context_name="alpha")
+    good, bad = echo_specs([("good", "service/svc-000"), ("bad", "service/svc-000")])
+    gone = tmp_path / "no-such-kubeconfig"
+    bad = ForwardSpec(
+        bad.name, bad.target, bad.target_port, bad.local_port, namespace="default",
+        kubeconfig=str(gone),
+    )  # fmt: skip
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), (good, bad)))
+    try:
+        await h.sup.start()
+        await h.wait(lambda: h.state("bad") is S.FAILED, 15, "the bad forward Failed")
+        await h.wait(lambda: h.state("good") is RUNNING, 20, "the good forward Running")
+        assert str(gone) in h.sup.status("bad").reason, h.sup.status("bad").reason
+        assert await echo(good.local_port, b"good") == b"good"
+    finally:
+        await h.close()
+
+
 @pytest.mark.parametrize("given", ["KUBECONFIG", "--kubeconfig"])
 async def test_deleted_kubeconfig_keeps_running_tunnels_and_says_so(
     kubectl, sim_factory, tmp_path, given
@@ -112,20 +131,29 @@ async def test_clusters_are_exactly_those_the_forwards_use(kubectl, sim_factory,
         assert sorted(c.context for c in clusters) == ["alpha", "beta"], clusters
         servers = {c.context: c.server.rstrip("/") for c in clusters}
         assert servers == {"alpha": a.url.rstrip("/"), "beta": b.url.rstrip("/")}
-        b.stop_in_thread()  # beta's API server is down
-        await h.wait(lambda: h.state("on-b") is not RUNNING, 15, "on-b noticed beta is down")
+        a.stop_in_thread()  # the current context's API server is down
         await h.wait(
-            lambda: all(c.reachable is not True for c in h.sup.clusters() if c.context == "beta"),
-            10,
-            "beta not shown reachable",
+            lambda: all(h.state(n) is not RUNNING for n in ("follows", "pinned")),
+            15,
+            "alpha's forwards noticed it is down",
         )
-        seen = await sample(h, "on-b", 1.0)
+        await h.wait(
+            lambda: all(c.reachable is not True for c in h.sup.clusters() if c.context == "alpha"),
+            10,
+            "alpha not shown reachable",
+        )
+        seen = await sample(h, "follows", 1.0)
         assert all(s.state is not RUNNING for _, s in seen)
-        beta = [c for c in h.sup.clusters() if c.context == "beta"]
-        assert beta and beta[0].reachable is not True
+        by_name = {c.context: c for c in h.sup.clusters()}
+        assert sorted(by_name) == ["alpha", "beta"]  # still by name while down
+        assert by_name["alpha"].reachable is not True
+        assert by_name["beta"].reachable is not False and h.state("on-b") is RUNNING
+        # Removing the only forward of a context removes the context.
         await h.sup.reload(Config(forwards=(follows, pinned), settings=h.sup.config.settings))
         await h.wait(lambda: {s.name for s in h.sup.snapshot()} == {"follows", "pinned"}, 10)
         assert [c.context for c in h.sup.clusters()] == ["alpha"]
+        # Nothing on the event stream names a cluster other than by its context.
+        assert mentioned(h, r"context='\((current|none)\)'") == []
     finally:
         await h.close()
 

@@ -161,3 +161,35 @@ async def test_unclassified_failure_backs_off(kubectl, sim_factory, status, mess
         assert [s for _, s in seen if s.state is RUNNING] == []
     finally:
         await h.close()
+
+
+async def test_backoff_does_not_reset_on_one_passing_probe(kubectl, sim_factory):
+    """A tunnel cut every second is flapping: one passing probe is not a stable stretch, so the
+    restarts back off instead of following at once every time (today: about one a second)."""
+    sim = sim_factory(generated_world(1))
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=None))
+    done = threading.Event()
+
+    def cut_every_second() -> None:
+        while not done.wait(1.0):
+            sim.drop_streams()
+
+    try:
+        await h.sup.start()
+        await h.wait(lambda: h.sup.status("api").probe_latencies, 20, "a passing probe")
+        before = spawns(sim)
+        cutter = threading.Thread(target=cut_every_second, daemon=True)
+        cutter.start()
+        await sample(h, "api", WINDOW)
+        done.set()
+        cutter.join(5)
+        n = spawns(sim) - before
+        assert n <= MAX_SPAWNS, f"{n} kubectl runs in {WINDOW:g} s with the tunnel cut every second"
+        # Once the cutting stops, it settles Running (a user restart skips any long wait).
+        await h.sup.restart("api")
+        await h.wait(lambda: h.state("api") is RUNNING, 20, "Running once the link is stable")
+        assert await echo(specs[0].local_port, b"stable") == b"stable"
+    finally:
+        done.set()
+        await h.close()
