@@ -155,9 +155,11 @@ UPGRADES = r"/pods/[^/]+/portforward"
 
 
 def spawns(sim: Any) -> int:
-    """kubectl runs that reached a pod, counted on the cluster's side (one upgrade GET each),
-    so the count holds whatever the supervisor calls a restart."""
-    return int(sim.count("GET", UPGRADES))
+    """kubectl runs that reached a pod, counted on the cluster's side, so the count holds
+    whatever the supervisor calls a restart: kubectl 1.31+ sends one WebSocket GET per run (and a
+    POST only when that fails); SPDY-only runs (1.27-1.30, or the WebSocket switched off) send
+    one POST. The larger of the two counts is the number of runs either way."""
+    return max(int(sim.count("GET", UPGRADES)), int(sim.count("POST", UPGRADES)))
 
 
 def statuses(h: Harness, name: str) -> list[Any]:
@@ -165,10 +167,15 @@ def statuses(h: Harness, name: str) -> list[Any]:
     return [e.status for e in h.events if getattr(e, "forward", None) == name]
 
 
-def mentioned(h: Harness, pattern: str) -> list[Any]:
-    """Events whose text (their repr: every field of a typed event) matches ``pattern``."""
+def mentioned(h: Harness, pattern: str, *, forwards: bool = True) -> list[Any]:
+    """Events whose text (their repr: every field of a typed event) matches ``pattern``;
+    ``forwards=False`` leaves out per-forward events (for what the header or a notice says)."""
     rx = re.compile(pattern, re.IGNORECASE)
-    return [e for e in h.events if rx.search(repr(e))]
+    return [
+        e
+        for e in h.events
+        if (forwards or getattr(e, "forward", None) is None) and rx.search(repr(e))
+    ]
 
 
 async def sample(h: Harness, name: str, seconds: float, every: float = 0.05) -> list[Any]:

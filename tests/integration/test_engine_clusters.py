@@ -94,7 +94,11 @@ async def test_deleted_kubeconfig_keeps_running_tunnels_and_says_so(
         seen = await sample(h, "a", 3.0)  # the kubeconfig watcher polls every 0.2 s here
         assert {(s.state, s.pid) for _, s in seen} == {(RUNNING, pid_a)}
         assert await echo(a.local_port, b"still here") == b"still here"
-        await h.wait(lambda: mentioned(h, MISSING), 5, "a notice that the kubeconfig is missing")
+        await h.wait(
+            lambda: mentioned(h, MISSING, forwards=False),
+            5,
+            "a notice that the kubeconfig is missing",
+        )
         # A new spawn waits for the kubeconfig instead of failing against localhost:8080.
         await h.sup.restart("b")
         seen = await sample(h, "b", 2.0)
