@@ -30,7 +30,7 @@ from tests.integration.supervisor_helpers import (
     sample,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 S = ForwardState
 MISSING = r"kubeconfig\b.*\b(missing|not found|deleted|gone|no such file|does not exist)"
 

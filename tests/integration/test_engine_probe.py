@@ -31,7 +31,7 @@ from tests.integration.supervisor_helpers import (
     statuses,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 S = ForwardState
 NOTHING = "nothing listens on 9000"
 WINDOW = 10.0  # seconds of observation

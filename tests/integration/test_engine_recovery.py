@@ -29,7 +29,7 @@ from tests.integration.supervisor_helpers import (
     make_supervisor,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 S = ForwardState
 
 

@@ -25,7 +25,7 @@ from kportforward.sim import generated_world
 from tests.conftest import run_cli
 from tests.integration.supervisor_helpers import free_ports, kubectls_of
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 class RunJson:

@@ -13,7 +13,7 @@ import pytest
 
 from kportforward.sim import SimulatorClient, generated_world
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
 
 def hung_up(pf) -> bool:
