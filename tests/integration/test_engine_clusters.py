@@ -32,7 +32,10 @@ from tests.integration.supervisor_helpers import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 S = ForwardState
-MISSING = r"kubeconfig\b.*\b(missing|not found|deleted|gone|no such file|does not exist)"
+MISSING = (
+    r"kubeconfig\b.*\b(missing|not found|deleted|gone|no such file|does not exist"
+    r"|broken|invalid|cannot be (read|parsed)|not valid|error)"
+)
 
 
 async def test_unknown_context_fails_alone_naming_the_contexts_that_exist(kubectl, sim_factory):
@@ -72,9 +75,12 @@ async def test_missing_forward_kubeconfig_fails_alone(kubectl, sim_factory, tmp_
         await h.close()
 
 
-@pytest.mark.parametrize("given", ["KUBECONFIG", "--kubeconfig"])
-async def test_deleted_kubeconfig_keeps_running_tunnels_and_says_so(
-    kubectl, sim_factory, tmp_path, given
+@pytest.mark.parametrize(
+    ("given", "damage"),
+    [("KUBECONFIG", "deleted"), ("--kubeconfig", "deleted"), ("KUBECONFIG", "broken")],
+)
+async def test_deleted_or_broken_kubeconfig_keeps_running_tunnels_and_says_so(
+    kubectl, sim_factory, tmp_path, given, damage
 ):
     sim = sim_factory(generated_world(2), context_name="alpha")
     # The hermetic $KUBECONFIG (tests/conftest.py), or a file given explicitly.
@@ -90,14 +96,17 @@ async def test_deleted_kubeconfig_keeps_running_tunnels_and_says_so(
         await h.sup.start()
         await h.all_running(30)
         pid_a = h.sup.status("a").pid
-        kubeconfig.unlink()
+        if damage == "deleted":
+            kubeconfig.unlink()
+        else:
+            kubeconfig.write_text("apiVersion: v1\nclusters: [{name: half-written\n")
         seen = await sample(h, "a", 3.0)  # the kubeconfig watcher polls every 0.2 s here
         assert {(s.state, s.pid) for _, s in seen} == {(RUNNING, pid_a)}
         assert await echo(a.local_port, b"still here") == b"still here"
         await h.wait(
             lambda: mentioned(h, MISSING, forwards=False),
             5,
-            "a notice that the kubeconfig is missing",
+            f"a notice that the kubeconfig is {damage}",
         )
         # A new spawn waits for the kubeconfig instead of failing against localhost:8080.
         await h.sup.restart("b")
