@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 
 PREFIX = "/_sim/"
 _POD = re.compile(r"^/_sim/pods/([^/]+)/([^/]+)/(delete|restart|ready|phase)$")
-_BACKEND = re.compile(r"^/_sim/backends/([^/]+)/([^/]+)/(\d+)/refuse$")
+_BACKEND = re.compile(r"^/_sim/backends/([^/]+)/([^/]+)/(\d+)/(refuse|eof)$")
+_SERVICE = re.compile(r"^/_sim/services/([^/]+)(?:/([^/]+))?$")
 _RULE = re.compile(r"^/_sim/rules/(\d+)$")
 _NEW_POD = re.compile(r"^/_sim/pods/([^/]+)$")
 
@@ -76,8 +77,24 @@ def _route(sim: Simulator, req: Request, body: dict[str, Any]) -> tuple[int, Any
         return 200, {"name": name}
     m = _BACKEND.match(path)
     if m and method == "POST":
-        sim.refuse_backend(m.group(1), m.group(2), int(m.group(3)), bool(body.get("refuse", True)))
+        ns, pod, port, action = m.group(1), m.group(2), int(m.group(3)), m.group(4)
+        if action == "refuse":
+            sim.refuse_backend(ns, pod, port, bool(body.get("refuse", True)))
+        else:
+            sim.eof_backend(ns, pod, port, bool(body.get("eof", True)))
         return 200, {}
+    m = _SERVICE.match(path)
+    if m and method == "POST" and m.group(2) is None:
+        name = sim.add_service(
+            str(body["name"]),
+            namespace=m.group(1),
+            selector=body.get("selector"),
+            ports=body.get("ports") or [80],
+        )
+        return 200, {"name": name}
+    if m and method == "DELETE" and m.group(2) is not None:
+        sim.delete_service(m.group(1), m.group(2))
+        return 200, {"deleted": m.group(2)}
     if method == "POST" and path == "/_sim/drop-streams":
         return 200, {"dropped": sim.drop_streams()}
     if method == "POST" and path == "/_sim/hang":
@@ -199,6 +216,26 @@ class SimulatorClient:
     def refuse_backend(self, namespace: str, pod: str, port: int, refuse: bool = True) -> None:
         """See Simulator.refuse_backend."""
         self._call("POST", f"/_sim/backends/{namespace}/{pod}/{port}/refuse", {"refuse": refuse})
+
+    def eof_backend(self, namespace: str, pod: str, port: int, eof: bool = True) -> None:
+        """See Simulator.eof_backend."""
+        self._call("POST", f"/_sim/backends/{namespace}/{pod}/{port}/eof", {"eof": eof})
+
+    def add_service(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        selector: dict[str, str] | None = None,
+        ports: list[Any] | None = None,
+    ) -> str:
+        """See Simulator.add_service (ports as ints or dicts)."""
+        body = {"name": name, "selector": selector, "ports": ports or [80]}
+        return str(self._call("POST", f"/_sim/services/{namespace}", body)["name"])
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        """See Simulator.delete_service."""
+        self._call("DELETE", f"/_sim/services/{namespace}/{name}")
 
     def set_server_version(self, version: str) -> None:
         """See Simulator.set_server_version."""

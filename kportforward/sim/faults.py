@@ -17,7 +17,7 @@ from kportforward.sim.api import Api
 from kportforward.sim.http import Request
 from kportforward.sim.rules import Rule
 from kportforward.sim.state import ClusterState
-from kportforward.sim.world import ContainerPort, World
+from kportforward.sim.world import ContainerPort, ServicePort, World
 
 T = TypeVar("T")
 
@@ -159,6 +159,29 @@ class Faults:
     def refuse_backend(self, namespace: str, pod: str, port: int, refuse: bool = True) -> None:
         """Make a pod's container port refuse connections (kubectl then exits: lost connection)."""
         self._on_loop(self._state.refuse_backend, namespace, pod, port, refuse)
+
+    def eof_backend(self, namespace: str, pod: str, port: int, eof: bool = True) -> None:
+        """Make a pod's container port accept each tunnel connection and close it at once (an
+        EOF right after connect: kubectl stays up, every client gets ``b''``)."""
+        self._on_loop(self._state.eof_backend, namespace, pod, port, eof)
+
+    def add_service(
+        self,
+        name: str,
+        *,
+        namespace: str = "default",
+        selector: Mapping[str, str] | None = None,
+        ports: Iterable[ServicePort | Mapping[str, Any] | int] = (80,),
+    ) -> str:
+        """Create a service while running (``selector`` defaults to ``{"app": name}``; watchers
+        see ADDED); returns its name."""
+        return self._on_loop(
+            partial(self._state.add_service, name, namespace, selector, list(ports))
+        )
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        """Delete a service while running (watchers see DELETED; open tunnels stay)."""
+        self._on_loop(self._state.delete_service, namespace, name)
 
     def set_server_version(self, version: str) -> None:
         """Change what ``/version`` reports, e.g. ``v1.27.16`` (picks the dispatcher's kubectl)."""

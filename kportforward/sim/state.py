@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kportforward.sim.backends import Backend
-from kportforward.sim.objects import pod_json
+from kportforward.sim.hangup import HangUpListener
+from kportforward.sim.objects import pod_json, service_json
 from kportforward.sim.portforward import PortForwardSession
-from kportforward.sim.world import PHASES, Pod, World
+from kportforward.sim.world import PHASES, Pod, ServicePort, World
 
 HISTORY = 2_000  # watch events kept for resourceVersion replays (older: 410 Expired)
 
@@ -44,6 +45,8 @@ class ClusterState:
         self.backends: dict[tuple[str, str], dict[int, Backend]] = {}
         self.sessions: dict[tuple[str, str], set[PortForwardSession]] = {}
         self._starting: set[asyncio.Task[None]] = set()
+        self.hanging_up: set[tuple[str, str, int]] = set()  # (ns, pod, port) under the EOF fault
+        self._hangup: HangUpListener | None = None
         self.live = False  # backends start only once the simulator runs on its loop
         for pod in world.pods.values():
             pod.resource_version = self.rv
@@ -79,6 +82,9 @@ class ClusterState:
         self.live = False
         for key in list(self.backends):
             self.close_backends(*key)
+        if self._hangup is not None:
+            self._hangup.close()
+            self._hangup = None
         self.drop_streams()
 
     def resolve(self, namespace: str, pod: str, port: int) -> tuple[str, int]:
@@ -86,6 +92,8 @@ class ClusterState:
         backend = self.backends.get((namespace, pod), {}).get(port)
         if backend is None or backend.refusing:
             raise ConnectionRefusedError(f"dial tcp4 127.0.0.1:{port}: connect: connection refused")
+        if (namespace, pod, port) in self.hanging_up and self._hangup is not None:
+            return self._hangup.address
         return backend.address
 
     def backend(self, namespace: str, pod: str, port: int) -> Backend:
@@ -129,6 +137,16 @@ class ClusterState:
         return count
 
     # -- events ----------------------------------------------------------------------------
+    def publish_service(self, etype: str, namespace: str, name: str, obj: dict[str, Any]) -> None:
+        """Bump the resourceVersion and tell service watchers (services carry no labels here)."""
+        self.rv += 1
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        self.events.append((self.rv, etype, "services", namespace, {}, name, obj))
+        for w in list(self.watchers):
+            in_scope = w.resource == "services" and w.namespace in (None, namespace)
+            if in_scope and w.matches({}, name):
+                w.queue.put_nowait((self.rv, etype, obj))
+
     def publish_pod(self, etype: str, pod: Pod) -> None:
         """Bump the resourceVersion and tell matching watchers."""
         self.rv += 1
@@ -203,3 +221,37 @@ class ClusterState:
         """Make one container port refuse new tunnels (as if nothing listened there)."""
         self.pod(namespace, pod)
         self.backend(namespace, pod, port).refusing = refuse
+
+    def eof_backend(self, namespace: str, pod: str, port: int, eof: bool = True) -> None:
+        """Make one container port accept new tunnel connections and close them at once."""
+        self.pod(namespace, pod)
+        self.backend(namespace, pod, port)
+        if eof:
+            if self._hangup is None:
+                self._hangup = HangUpListener()
+            self.hanging_up.add((namespace, pod, port))
+        else:
+            self.hanging_up.discard((namespace, pod, port))
+
+    def add_service(
+        self,
+        name: str,
+        namespace: str = "default",
+        selector: Mapping[str, str] | None = None,
+        ports: list[ServicePort | Mapping[str, Any] | int] | None = None,
+    ) -> str:
+        """Create a service at runtime (World.add_service arguments); watchers see ADDED."""
+        if (namespace, name) in self.world.services:
+            raise ValueError(f'services "{name}" already exists')
+        svc = self.world.add_service(
+            name, namespace=namespace, selector=selector, ports=ports or [80]
+        )
+        self.publish_service("ADDED", namespace, name, service_json(svc))
+        return svc.name
+
+    def delete_service(self, namespace: str, name: str) -> None:
+        """Remove a service (open tunnels stay: they go to pods); watchers see DELETED."""
+        svc = self.world.services.pop((namespace, name), None)
+        if svc is None:
+            raise KeyError(f'services "{name}" not found in namespace "{namespace}"')
+        self.publish_service("DELETED", namespace, name, service_json(svc))

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import gc
 import os
+import re
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -145,3 +146,81 @@ async def echo(port: int, data: bytes, timeout: float = 10.0) -> bytes:
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
+
+
+# -- for the engine acceptance tests (tests/integration/test_engine_*.py) ----------------------
+
+UPGRADES = r"/pods/[^/]+/portforward"
+"""The pod's portforward subresource: kubectl 1.31+ asks for it once (a WebSocket GET) per run."""
+
+
+def spawns(sim: Any) -> int:
+    """kubectl runs that reached a pod, counted on the cluster's side, so the count holds
+    whatever the supervisor calls a restart: kubectl 1.31+ sends one WebSocket GET per run (and a
+    POST only when that fails); SPDY-only runs (1.27-1.30, or the WebSocket switched off) send
+    one POST. The larger of the two counts is the number of runs either way."""
+    return max(int(sim.count("GET", UPGRADES)), int(sim.count("POST", UPGRADES)))
+
+
+def statuses(h: Harness, name: str) -> list[Any]:
+    """Every status ``name`` was shown with through the event stream, in order."""
+    return [e.status for e in h.events if getattr(e, "forward", None) == name]
+
+
+def mentioned(h: Harness, pattern: str, *, forwards: bool = True) -> list[Any]:
+    """Events whose text (their repr: every field of a typed event) matches ``pattern``;
+    ``forwards=False`` leaves out per-forward events (for what the header or a notice says)."""
+    rx = re.compile(pattern, re.IGNORECASE)
+    return [
+        e
+        for e in h.events
+        if (forwards or getattr(e, "forward", None) is None) and rx.search(repr(e))
+    ]
+
+
+async def sample(h: Harness, name: str, seconds: float, every: float = 0.05) -> list[Any]:
+    """``name``'s snapshot every ``every`` seconds for ``seconds``: (wall time, status) pairs."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append((time.time(), h.sup.status(name)))
+        await asyncio.sleep(every)
+    return seen
+
+
+async def echo_within(port: int, seconds: float, data: bytes = b"ping") -> float:
+    """Echo through ``port`` until it works; returns the seconds it took (fails after
+    ``seconds``). Each try has a short timeout so a hung tunnel does not eat the budget."""
+    start = time.monotonic()
+    last: BaseException | None = None
+    while time.monotonic() - start < seconds:
+        try:
+            if await echo(port, data, timeout=1.0) == data:
+                return time.monotonic() - start
+        except (OSError, TimeoutError) as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no echo through :{port} within {seconds} s (last error: {last!r})")
+
+
+def merged_kubeconfig(path: Any, sims: Iterable[Any], current: str) -> None:
+    """Write one kubeconfig holding every simulator's context, ``current`` selected (atomic)."""
+    import yaml
+
+    doc: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [],
+        "users": [],
+        "contexts": [],
+    }
+    for sim in sims:
+        with open(sim.kubeconfig_path, encoding="utf-8") as fh:
+            one = yaml.safe_load(fh)
+        for section in ("clusters", "users", "contexts"):
+            doc[section] += one[section]
+    doc["current-context"] = current
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        yaml.safe_dump(doc, fh)
+    os.replace(tmp, path)
