@@ -28,7 +28,7 @@ class Backoff:
     factor: float = 2.0
     jitter: float = 0.2
     """Each delay is spread uniformly over ±jitter of itself: forwards do not retry in lockstep."""
-    reset_after: float = 10.0
+    reset_after: float = 5.0
     first_free: bool = True
     """The first failure (after a reset) restarts at once: one crash is not a crash loop."""
     """A forward that stayed Running this long starts again from ``base`` on its next failure."""

@@ -38,7 +38,7 @@ class Policy:
     backoff_factor: float = 2.0
     jitter: float = 0.2
     """Each delay is spread over ±jitter of itself (deterministically per forward and attempt)."""
-    stable_after: float = 10.0
+    stable_after: float = 5.0
     """Running (verified) this long forgets earlier failures; one passing probe does not."""
     connect_timeout: float = 75.0
     """A kubectl that has not printed ``Forwarding from`` this long is restarted."""
@@ -368,20 +368,20 @@ def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
     """The delay before the next attempt after a failure now, and the new failure count.
 
     Failures count up until the forward stays verified (bytes crossed its tunnel) for
-    ``stable_after``; one passing probe does not reset them. Attempts that never carried bytes —
-    a crash loop, nothing listening in the pod, an unclassified error — double the delay up to
-    the cap, so nothing respawns faster than the backoff. An attempt that did carry bytes and then
-    lost its tunnel (a pod replaced, streams dropped) retries at once the first time and after
-    ``backoff_base`` while the failures last: the tunnel worked, so the cause is outside it.
+    ``stable_after``; one passing probe does not reset them, so every failure — a crash loop,
+    nothing listening in the pod, an unclassified error, a tunnel cut again and again — doubles
+    the delay up to the cap, and nothing respawns faster than the backoff. The first loss of a
+    tunnel that was stable restarts at once: a pod replaced in a rolling update is not a crash.
     """
     p = rec.policy
     failures = rec.failures
     verified = rec.verified_since is not None
     if verified and now - (rec.verified_since or now) >= p.stable_after:
         failures = 0
-    if verified:
-        return (0.0 if failures == 0 else _spread(rec, p.backoff_base)), failures + 1
-    raw = min(p.backoff_cap, p.backoff_base * p.backoff_factor**failures)
+    if verified and failures == 0:
+        return 0.0, 1
+    exponent = failures - 1 if verified else failures
+    raw = min(p.backoff_cap, p.backoff_base * p.backoff_factor**exponent)
     return _spread(rec, raw), failures + 1
 
 

@@ -121,8 +121,8 @@ class ClusterRegistry:
         """Why the forward cannot run with this kubeconfig (an unknown context …), or None."""
         kubeconfig = self.kubeconfig_of(spec)
         view = self._view(kubeconfig)
-        if view.contexts is None:  # never read successfully: the spawn will say (or wait)
-            return None
+        if view.contexts is None:  # never read successfully
+            return f"forward '{spec.name}': {view.problem}" if view.problem else None
         where = kubeconfig or "the default kubeconfig"
         names = ", ".join(sorted(view.contexts)) or "none"
         if spec.context and spec.context not in view.contexts:

@@ -37,6 +37,8 @@ class ProbeResult:
     reason: str = ""
     timed_out: bool = False
     """The connection was accepted but nothing came back in time (the hung-server signature)."""
+    hung_up: bool = False
+    """The far end closed the connection before we said anything (EOF right after connect)."""
 
 
 async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
@@ -70,10 +72,18 @@ async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeRe
             sock.close()
 
 
-class _Probe:
-    """One probe in flight, driven by loop callbacks (no task): connect, half-close, read."""
+PROBE_SETTLE = 0.1
+"""Seconds a probe listens after connecting before it half-closes: an EOF in that time is the far
+end hanging up on its own (nothing usable listens in the pod), not an answer to our EOF."""
 
-    __slots__ = ("_callback", "_loop", "_sock", "_start", "_timeout", "_timer")
+
+class _Probe:
+    """One probe in flight, driven by loop callbacks (no task): connect, listen a moment,
+    half-close, read."""
+
+    __slots__ = (
+        "_asked", "_callback", "_half", "_loop", "_settle", "_sock", "_start", "_timeout", "_timer",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -82,15 +92,20 @@ class _Probe:
         port: int,
         timeout: float,
         callback: Callable[[ProbeResult], None],
+        settle: float = PROBE_SETTLE,
     ) -> None:
         self._loop, self._callback, self._timeout = loop, callback, timeout
+        self._settle: asyncio.TimerHandle | float | None = settle
+        self._half = False
         self._start = time.monotonic()
+        self._asked: float | None = None
+        """When we half-closed: the latency is the answer to that (the settle is ours)."""
         host = "127.0.0.1" if address in ("localhost", "0.0.0.0") else address
         self._sock: socket.socket | None = socket.socket(
             socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM
         )
         self._sock.setblocking(False)
-        self._timer: asyncio.TimerHandle | None = loop.call_later(timeout, self._timed_out)
+        self._timer: asyncio.TimerHandle | None = loop.call_later(timeout + settle, self._timed_out)
         err = self._sock.connect_ex((host, port))
         if err == 0:
             self._connected()
@@ -111,27 +126,42 @@ class _Probe:
 
     def _connected(self) -> None:
         assert self._sock is not None
+        self._loop.add_reader(self._sock.fileno(), self._readable)
+        settle = self._settle
+        if isinstance(settle, float | int) and settle > 0:
+            self._settle = self._loop.call_later(settle, self._half_close)
+        else:
+            self._half_close()
+
+    def _half_close(self) -> None:
+        self._settle = None
+        if self._sock is None:
+            return
         try:
             # Half-close: kubectl passes the EOF through; the backend closes; kubectl closes us.
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
             self._finish(False, f"probe failed: {exc.strerror or exc}")
             return
-        self._loop.add_reader(self._sock.fileno(), self._readable)
+        self._half = True
+        self._asked = time.monotonic()
 
     def _readable(self) -> None:
         if self._sock is None:
             return
         try:
-            self._sock.recv(1)
+            data = self._sock.recv(1)
         except (BlockingIOError, InterruptedError):
             return
         except ConnectionResetError:
-            pass  # a reset still proves the far side answered
+            data = b""  # a reset proves the far side answered — if we had asked anything
         except OSError as exc:
             self._finish(False, f"probe failed: {exc.strerror or exc}")
             return
-        self._finish(True, "")
+        if not data and not self._half:
+            self._finish(False, "the far end closed the connection at once", hung_up=True)
+            return
+        self._finish(True, "")  # data (a greeting) or the answer to our EOF
 
     def _timed_out(self) -> None:
         self._timer = None
@@ -142,13 +172,18 @@ class _Probe:
         self._callback = _ignore
         self._finish(False, "cancelled")
 
-    def _finish(self, ok: bool, reason: str, *, timed_out: bool = False) -> None:
+    def _finish(
+        self, ok: bool, reason: str, *, timed_out: bool = False, hung_up: bool = False
+    ) -> None:
         sock, self._sock = self._sock, None
         if sock is None:
             return
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if isinstance(self._settle, asyncio.TimerHandle):
+            self._settle.cancel()
+            self._settle = None
         fd = sock.fileno()
         self._loop.remove_reader(fd)
         self._loop.remove_writer(fd)
@@ -157,7 +192,11 @@ class _Probe:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
         sock.close()
-        self._callback(ProbeResult(ok, time.monotonic() - self._start, reason, timed_out))
+        self._callback(
+            ProbeResult(
+                ok, time.monotonic() - (self._asked or self._start), reason, timed_out, hung_up
+            )
+        )
 
 
 _LINGER_RESET = struct.pack("ii", 1, 0)

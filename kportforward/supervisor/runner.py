@@ -341,7 +341,7 @@ class ForwardRunner:
             self._probe = None
             if result.ok or result.timed_out:
                 self._probes += 1  # kubectl accepted it and printed "Handling connection"
-            if result.ok and state_before is not S.RUNNING:
+            if (result.ok and state_before is not S.RUNNING) or result.hung_up:
                 # An EOF can be kubectl closing us because nothing listens in the pod: kubectl
                 # prints that error before it closes, so give its stderr a moment to arrive.
                 self._probe = asyncio.get_running_loop().call_later(
@@ -353,8 +353,11 @@ class ForwardRunner:
         def verdict(result: ProbeResult) -> None:
             self._probe = None
             refused = getattr(proc, "forward_errors", 0) > errors_before or proc.exited
-            if result.ok and refused:
-                result = ProbeResult(False, result.latency, _nothing_listens(self.spec, proc))
+            if (result.ok and refused) or result.hung_up:
+                reason = _nothing_listens(self.spec, proc)
+                if result.hung_up and not refused:
+                    reason = _hangs_up(self.spec, proc)
+                result = ProbeResult(False, result.latency, reason)
             if not result.ok and self.record.state is S.RUNNING:
                 self.host.prober.escalate(self)
             self.feed(lc.ProbeDone(pid, result.ok, result.latency, result.reason))
@@ -420,6 +423,13 @@ class ForwardRunner:
             if isinstance(effect, lc.Emit):
                 self.host.emit(self, effect.previous, effect.reason)
         self._closed = True
+
+
+def _hangs_up(spec: ForwardSpec, proc: Any) -> str:
+    where = f"pod {proc.pod}" if getattr(proc, "pod", None) else "the pod"
+    return (
+        f"{spec.target_port} in {where} closes every connection at once (EOF right after connect)"
+    )
 
 
 _FORWARDING_TO = re.compile(r"error occurred forwarding \d+ -> (\d+)")

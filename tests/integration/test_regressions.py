@@ -177,10 +177,10 @@ async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_
     Cooldown with up to 29.8 s left when the faults stopped: "Running again within 3 s" (issue #8)
     cannot be met.
 
-    Fix (core/lifecycle.py ``backoff_delay``): an attempt whose tunnel carried bytes and then
-    died retries at once the first time and after the base delay while it keeps happening; only
-    attempts that never carried bytes escalate (the crash-loop case), and the failure count resets
-    only after the stability window.
+    Fix (core/lifecycle.py ``backoff_delay``): the failure count resets once a forward has been
+    verified Running for the stability window (5 s by default; 1 s here), and the first loss after
+    such a stretch restarts at once — so a forward whose healthy tunnels are cut now and then is
+    never backed off, while one cut faster than the window does back off (issue 11).
     A forward cannot storm: each cycle lasts at least one monitoring interval.
     """
     from kportforward.core.backoff import Backoff
@@ -188,16 +188,21 @@ async def test_a_forward_that_keeps_losing_healthy_tunnels_is_not_backed_off_to_
 
     sim = sim_factory(generated_world(1))
     specs = echo_specs([("api", "service/svc-000")])
-    h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs, backoff=Backoff))
+    # Stable after 1 s here (5 s by default), so the test need not wait long per round.
+    h = Harness(
+        make_supervisor(
+            kubectl, str(sim.kubeconfig_path), specs, backoff=lambda: Backoff(reset_after=1.0)
+        )
+    )
     waits = []
     try:
         await h.sup.start()
         for _ in range(5):
             await h.all_running()
 
-            def healthy_a_while() -> bool:  # Running for 2+ probe intervals: probes passed
+            def healthy_a_while() -> bool:  # Running past the stability window
                 s = h.sup.status("api")
-                return s.state.value == "Running" and time.time() - (s.running_since or 0) > 0.5
+                return s.state.value == "Running" and time.time() - (s.running_since or 0) > 1.3
 
             await h.wait(healthy_a_while, what="two probes passed")
             await asyncio.to_thread(sim.drop_streams)
