@@ -1,7 +1,8 @@
 """Real TCP servers on 127.0.0.1 that play a pod's container ports: echo; a small HTTP server
 that answers with the pod's name (so `curl localhost:PORT` shows which pod served it); a REST API
 with an OpenAPI document (``openapi``, see sim/openapi.py); or a real gRPC server with reflection
-and health (``grpc``, see sim/grpcsim.py; needs grpcio, imported only when such a backend starts)."""
+and health (``grpc``, see sim/grpcsim.py; needs grpcio, imported only when such a backend
+starts)."""
 
 from __future__ import annotations
 

@@ -21,9 +21,9 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import grpc  # type: ignore[import-untyped]
+import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from grpc_reflection.v1alpha import reflection  # type: ignore[import-untyped]
+from grpc_reflection.v1alpha import reflection
 
 PODS_SERVICE = "kportforward.sim.v1.Pods"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -39,7 +39,7 @@ def _message(
         f = msg.field.add(name=field_name, number=number, label=_F.LABEL_OPTIONAL)
         f.json_name = field_name
         if isinstance(kind, int):
-            f.type = kind  # type: ignore[assignment]
+            f.type = kind
         else:
             f.type = _F.TYPE_ENUM
             f.type_name = kind
