@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import socket
 from typing import Any
 
@@ -23,7 +22,12 @@ GRPC_MISSING = (
 
 def grpc_available() -> bool:
     """Whether the ``grpc`` backend can run here (grpcio and grpcio-reflection installed)."""
-    return all(importlib.util.find_spec(m) is not None for m in ("grpc", "grpc_reflection"))
+    try:
+        import grpc  # noqa: F401
+        import grpc_reflection  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Backend:

@@ -23,7 +23,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 PODS_SERVICE = "kportforward.sim.v1.Pods"
 HEALTH_SERVICE = "grpc.health.v1.Health"
@@ -103,6 +103,8 @@ def _health_file() -> descriptor_pb2.FileDescriptorProto:
 _POOL = descriptor_pool.DescriptorPool()
 _POOL.Add(_pods_file())
 _POOL.Add(_health_file())
+# Reflection describes itself too (grpcurl/grpcui ask for it), from the same pool.
+_POOL.Add(descriptor_pb2.FileDescriptorProto.FromString(reflection_pb2.DESCRIPTOR.serialized_pb))
 
 
 def _cls(name: str) -> Any:
