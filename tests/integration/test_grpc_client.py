@@ -12,13 +12,13 @@ import pytest
 pytest.importorskip("grpc", reason="the gRPC client needs the grpc extra")
 pytest.importorskip("grpc_reflection", reason="the gRPC client needs the grpc extra")
 
-from kportforward.grpcclient import (  # noqa: E402
+from kportforward.grpcclient import (
     CallResult,
     GrpcClient,
     GrpcClientError,
     RequestBodyError,
 )
-from kportforward.sim import Simulator, World  # noqa: E402
+from kportforward.sim import Simulator, World
 
 HELLO = "/kportforward.sim.v1.Pods/Hello"
 COUNT = "/kportforward.sim.v1.Pods/Count"
@@ -93,7 +93,7 @@ def test_bad_body_and_streaming_methods_are_refused_before_sending(rpc) -> None:
             client.call(HELLO, "{not json")
         with pytest.raises(GrpcClientError, match="server streaming method"):
             client.call(COUNT, "{}")
-        with pytest.raises(GrpcClientError, match="no method /x.Y/Z"):
+        with pytest.raises(GrpcClientError, match=r"no method /x\.Y/Z"):
             client.call("/x.Y/Z", "{}")
 
 
@@ -113,15 +113,19 @@ def test_a_server_without_grpc_says_so(sim_factory, port_forward) -> None:
     # An HTTP/1.1 server behind the tunnel: the HTTP/2 preface fails; reported, not hung.
     sim = sim_factory(grpc_world())
     pf = port_forward(sim, "service/web", 80)
-    with GrpcClient(f"127.0.0.1:{pf.local_port}", timeout=5) as client:
-        with pytest.raises(GrpcClientError, match=f"127.0.0.1:{pf.local_port}"):
-            client.list_services()
+    with (
+        GrpcClient(f"127.0.0.1:{pf.local_port}", timeout=5) as client,
+        pytest.raises(GrpcClientError, match=f"127.0.0.1:{pf.local_port}"),
+    ):
+        client.list_services()
 
 
 def test_nothing_listening_is_unavailable_not_a_hang() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # bound, not listening: connections are refused
-        with GrpcClient(f"127.0.0.1:{port}", timeout=3) as client:
-            with pytest.raises(GrpcClientError, match="cannot reach a gRPC server"):
-                client.list_services()
+        with (
+            GrpcClient(f"127.0.0.1:{port}", timeout=3) as client,
+            pytest.raises(GrpcClientError, match="cannot reach a gRPC server"),
+        ):
+            client.list_services()
