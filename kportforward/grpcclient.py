@@ -13,7 +13,6 @@ so a hung server can never hang the caller.
 from __future__ import annotations
 
 import asyncio
-import collections
 import json
 import threading
 import time
@@ -316,22 +315,17 @@ def _deadline_interceptor(timeout: float) -> Any:
     """A client interceptor that gives calls without a deadline one of ``timeout`` seconds."""
     import grpc
 
-    fields = ("method", "timeout", "metadata", "credentials", "wait_for_ready", "compression")
-
-    class _Details(collections.namedtuple("_Details", fields), grpc.ClientCallDetails):  # type: ignore[misc]
-        pass
+    class _Details(grpc.ClientCallDetails):
+        def __init__(self, details: Any) -> None:
+            self.method = details.method
+            self.timeout = timeout
+            self.metadata = details.metadata
+            self.credentials = details.credentials
+            self.wait_for_ready = getattr(details, "wait_for_ready", None)
+            self.compression = getattr(details, "compression", None)
 
     def with_deadline(details: Any) -> Any:
-        if details.timeout is not None:
-            return details
-        return _Details(
-            details.method,
-            timeout,
-            details.metadata,
-            details.credentials,
-            getattr(details, "wait_for_ready", None),
-            getattr(details, "compression", None),
-        )
+        return details if details.timeout is not None else _Details(details)
 
     class _Interceptor(
         grpc.UnaryUnaryClientInterceptor,

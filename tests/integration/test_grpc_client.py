@@ -129,3 +129,17 @@ def test_nothing_listening_is_unavailable_not_a_hang() -> None:
             pytest.raises(GrpcClientError, match="cannot reach a gRPC server"),
         ):
             client.list_services()
+
+
+@pytest.mark.timeout(30)
+def test_a_silent_server_hits_the_deadline() -> None:
+    # Listening but never answering: without a deadline on the reflection stream this would hang.
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen(8)
+        port = s.getsockname()[1]
+        with (
+            GrpcClient(f"127.0.0.1:{port}", timeout=2) as client,
+            pytest.raises(GrpcClientError, match="DEADLINE_EXCEEDED|UNAVAILABLE"),
+        ):
+            client.list_services()
