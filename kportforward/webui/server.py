@@ -183,8 +183,8 @@ class SwaggerUI:
                 try:
                     keep = await self._route(request, writer)
                 except http.HTTPError as exc:
-                    writer.write(_error(exc.status, str(exc), keep_alive=request.keep_alive))
-                    keep = request.keep_alive
+                    keep = request.keep_alive and exc.status != 403  # no second try for those
+                    writer.write(_error(exc.status, str(exc), keep_alive=keep))
                 await writer.drain()
                 if not keep:
                     break
