@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from urllib.parse import urljoin, urlsplit, urlunsplit
+from urllib.parse import urljoin, urlsplit
 
 import yaml
 
@@ -126,9 +126,3 @@ def _template_path(raw: str) -> str:
         return raw
     rest = raw.split("://", 1)[1]
     return "/" + rest.split("/", 1)[1] if "/" in rest else "/"
-
-
-def origin_of(url: str) -> str:
-    """``scheme://host:port`` of ``url``."""
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "", "", ""))
