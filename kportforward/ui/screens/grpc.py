@@ -176,16 +176,17 @@ class GrpcScreen(Screen[None]):
             return
         if event.state is not WorkerState.SUCCESS:
             return
+        result = worker.result
         if worker.name == "list":
-            self._show_services(worker.result)
-        elif worker.name == "template":
-            self.query_one("#grpc-request", TextArea).text = worker.result
-        elif worker.name == "call":
+            self._show_services(result)
+        elif worker.name == "template" and isinstance(result, str):
+            self.query_one("#grpc-request", TextArea).text = result
+        elif worker.name == "call" and isinstance(result, CallResult):
             self.query_one("#grpc-call", Button).disabled = False
-            self._show_result(worker.result)
+            self._show_result(result)
 
     def _show_services(self, services: tuple[ServiceInfo, ...]) -> None:
-        self.services = services
+        self.services = tuple(services)
         tree = self.query_one("#grpc-services", Tree)
         tree.clear()
         # Tree labels are Rich text (no Textual $variables): plain Text objects, no markup parsing.
