@@ -177,7 +177,7 @@ class GrpcScreen(Screen[None]):
         if event.state is not WorkerState.SUCCESS:
             return
         result = worker.result
-        if worker.name == "list":
+        if worker.name == "list" and isinstance(result, tuple):
             self._show_services(result)
         elif worker.name == "template" and isinstance(result, str):
             self.query_one("#grpc-request", TextArea).text = result
