@@ -190,9 +190,14 @@ async def _get(upstream: Upstream, path: str) -> tuple[int, dict[str, str], byte
             if line:
                 name, _, value = line.partition(":")
                 headers[name.strip().lower()] = value.strip()
-        body = await reader.read(MAX_BODY + 1)
-        while len(body) <= MAX_BODY and (more := await reader.read(MAX_BODY + 1 - len(body))):
-            body += more
+        length = body_length(status, "GET", headers)
+        if length is not None and length <= MAX_BODY:
+            # Read exactly that much: a server that ignores "Connection: close" cannot stall us.
+            body = await reader.readexactly(length)
+        else:
+            body = await reader.read(MAX_BODY + 1)
+            while len(body) <= MAX_BODY and (more := await reader.read(MAX_BODY + 1 - len(body))):
+                body += more
         if len(body) > MAX_BODY:
             raise HTTPError(502, f"the document is larger than {MAX_BODY} bytes")
         if "chunked" in headers.get("transfer-encoding", "").lower():
@@ -208,6 +213,16 @@ async def _get(upstream: Upstream, path: str) -> tuple[int, dict[str, str], byte
         writer.close()
         with contextlib.suppress(Exception):
             await writer.wait_closed()
+
+
+def body_length(status: int, method: str, headers: dict[str, str]) -> int | None:
+    """Bytes of body that follow a response head; None when it ends at EOF (or is chunked)."""
+    if method == "HEAD" or status < 200 or status in (204, 304):
+        return 0
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        return None
+    length = headers.get("content-length", "")
+    return int(length) if length.isdigit() else None
 
 
 def dechunk(data: bytes) -> bytes:
@@ -266,16 +281,33 @@ async def relay(
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
             raise HTTPError(502, "the forward closed the connection without answering") from None
         out = []
+        headers: dict[str, str] = {}
         for i, line in enumerate(head.decode("latin-1").split("\r\n")):
-            if i and line.split(":", 1)[0].strip().lower() in ("connection", "keep-alive"):
+            name, _, value = line.partition(":")
+            if i:
+                headers[name.strip().lower()] = value.strip()
+            if i and name.strip().lower() in ("connection", "keep-alive"):
                 continue
             if line:
                 out.append(line)
         out.append("Connection: close")
+        try:
+            status = int(out[0].split(" ")[1])
+        except (IndexError, ValueError):
+            raise HTTPError(502, "the forward did not answer HTTP") from None
         writer.write(("\r\n".join(out) + "\r\n\r\n").encode("latin-1"))
-        while data := await asyncio.wait_for(up_reader.read(65536), answer_timeout):
+        # A known length is copied exactly (a forward that keeps the connection open despite
+        # "Connection: close" cannot hold it); otherwise (chunked, or no length) until EOF.
+        remaining = body_length(status, request.method, headers)
+        while remaining is None or remaining > 0:
+            size = 65536 if remaining is None else min(65536, remaining)
+            data = await asyncio.wait_for(up_reader.read(size), answer_timeout)
+            if not data:
+                break
             writer.write(data)
             await writer.drain()
+            if remaining is not None:
+                remaining -= len(data)
     finally:
         up_writer.close()
         with contextlib.suppress(Exception):

@@ -201,11 +201,11 @@ class SwaggerUI:
         segments = request.path.split("/")  # ["", NAME, rest...] still percent-encoded
         first = unquote(segments[1]) if len(segments) > 1 else ""
         if first == "":
-            self._only(request, "GET", "HEAD")
+            self._only(request, "GET")
             writer.write(self._index(keep))
             return keep
         if first == "_assets" and len(segments) == 3:
-            self._only(request, "GET", "HEAD")
+            self._only(request, "GET")
             assert self._assets is not None
             found = self._assets.read(unquote(segments[2]))
             if found is None:
@@ -226,14 +226,14 @@ class SwaggerUI:
             return keep
         rest = segments[2]
         if rest == "" and len(segments) == 3:
-            self._only(request, "GET", "HEAD")
+            self._only(request, "GET")
             writer.write(_page(pub, keep))
             return keep
         if rest == "init.js" and len(segments) == 3:
             writer.write(self._init_js(keep))
             return keep
         if rest == "spec" and len(segments) == 3:
-            self._only(request, "GET", "HEAD")
+            self._only(request, "GET")
             writer.write(await self._spec(pub, segments[1], keep))
             return keep
         if rest == "proxy":

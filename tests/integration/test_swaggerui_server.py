@@ -222,3 +222,42 @@ def test_missing_assets_say_how_to_install(monkeypatch) -> None:
     monkeypatch.setattr(server, "find_assets", lambda: None)
     with LoopThread() as lt, pytest.raises(SwaggerUIError, match=r"kportforward\[swaggerui\]"):
         lt.start_ui()
+
+
+async def _sticky_server(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """An API that ignores "Connection: close": answers, then keeps the connection open."""
+    spec = json.dumps({"openapi": "3.0.3", "info": {"title": "sticky", "version": "1"}}).encode()
+    while True:
+        head = await reader.readuntil(b"\r\n\r\n")
+        path = head.split(b" ")[1]
+        if path == b"/api/spec.json":
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(spec) + spec)
+        elif path == b"/chunked":
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            )
+            writer.close()  # chunked: the relay copies until EOF
+            return
+        elif path == b"/empty":
+            writer.write(b"HTTP/1.1 204 No Content\r\n\r\n")
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        await writer.drain()
+
+
+@pytest.mark.timeout(30)
+def test_proxy_does_not_wait_for_forwards_that_keep_connections_open() -> None:
+    with LoopThread() as lt:
+        server = lt.run(asyncio.start_server(_sticky_server, "127.0.0.1", 0))
+        port = server.sockets[0].getsockname()[1]
+        # answer_timeout far above the test's limit: only exact-length copying can pass.
+        ui = lt.start_ui(answer_timeout=120)
+        url = lt.call(ui.publish, "sticky", port, "api", "spec.json")
+        status, _, body = fetch(url + "spec")
+        assert status == 200 and json.loads(body)["info"]["title"] == "sticky"
+        status, _, body = fetch(url + "proxy/anything")
+        assert (status, body) == (200, b"ok")
+        assert fetch(url + "proxy/empty")[0] == 204
+        assert fetch(url + "proxy/chunked")[2] == b"hello world"
+        server.close()
