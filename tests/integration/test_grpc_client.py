@@ -140,6 +140,6 @@ def test_a_silent_server_hits_the_deadline() -> None:
         port = s.getsockname()[1]
         with (
             GrpcClient(f"127.0.0.1:{port}", timeout=2) as client,
-            pytest.raises(GrpcClientError, match="DEADLINE_EXCEEDED|UNAVAILABLE"),
+            pytest.raises(GrpcClientError, match="DEADLINE_EXCEEDED"),
         ):
             client.list_services()
