@@ -121,6 +121,8 @@ class GrpcUISupervisor:
         self.on_notice = on_notice
         """Called once with the install hint when grpcui is not on PATH."""
         self._children: dict[str, _Child] = {}
+        self._stopping: dict[str, tuple[asyncio.Task[None], int | None, int]] = {}
+        """Stops in progress: (task, port, restarts), so a quick re-start keeps the port."""
         self._noticed = False
 
     def available(self) -> bool:
@@ -144,32 +146,57 @@ class GrpcUISupervisor:
         host = "127.0.0.1" if address in ("localhost", "0.0.0.0", "") else address
         target = f"[{host}]:{local_port}" if ":" in host else f"{host}:{local_port}"
         child = self._children.get(name)
-        if child is not None and child.task is not None and not child.task.done():
-            if (child.target, child.generation) == (target, generation):
-                return
-            child.task.cancel()  # its finally stops the process; the new task waits for that
-        old_task = child.task if child is not None else None
-        fresh = _Child(name, target, generation, port=child.port if child else None)
+        if child is not None and (child.target, child.generation) == (target, generation):
+            running = child.task is not None and not child.task.done()
+            if running or child.state is GrpcUIState.UNSUPPORTED:
+                return  # serving, restarting, or known not to work for this run of the forward
+        previous: tuple[asyncio.Task[None] | None, int | None, int] = (None, None, -1)
         if child is not None:
-            fresh.restarts = child.restarts + 1
+            if child.task is not None:
+                child.task.cancel()  # its finally stops the process; the new task waits for it
+            previous = (child.task, child.port, child.restarts)
+        elif name in self._stopping:
+            previous = self._stopping[name]
+        old_task, old_port, old_restarts = previous
+        fresh = _Child(name, target, generation, port=old_port, restarts=old_restarts + 1)
         self._children[name] = fresh
         fresh.task = asyncio.get_running_loop().create_task(
             self._run(fresh, old_task), name=f"grpcui:{name}"
         )
 
-    async def stop(self, name: str) -> None:
-        """Stop forward ``name``'s grpcui (waits until the process is gone); unknown: no-op."""
+    def stop_soon(self, name: str) -> asyncio.Task[None] | None:
+        """Begin stopping forward ``name``'s grpcui now (it is gone from status/url at once);
+        returns the task that ends when the process is gone, or None if there was none.
+
+        Synchronous on purpose: a later :meth:`ensure` for the same name, even in the same loop
+        iteration, waits for this stop and reuses the port (the URL survives)."""
         child = self._children.pop(name, None)
         if child is None or child.task is None:
-            return
+            return None
         child.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await child.task
-        self._set(child, GrpcUIState.STOPPED, url=None)
+        task = child.task
+        self._stopping[name] = (task, child.port, child.restarts)
+        task.add_done_callback(lambda t: self._forget_stop(name, t))
+        child.url = None
+        self._set(child, GrpcUIState.STOPPED)
+        return task
+
+    async def stop(self, name: str) -> None:
+        """Stop forward ``name``'s grpcui and wait until the process is gone; unknown: no-op."""
+        task = self.stop_soon(name)
+        if task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     async def close(self) -> None:
         """Stop every child (idempotent)."""
         await asyncio.gather(*(self.stop(name) for name in list(self._children)))
+        pending = [task for task, _port, _restarts in self._stopping.values()]
+        await asyncio.gather(*pending, return_exceptions=True)
+
+    def _forget_stop(self, name: str, task: asyncio.Task[None]) -> None:
+        if name in self._stopping and self._stopping[name][0] is task:
+            del self._stopping[name]
 
     # -- queries ---------------------------------------------------------------------------------
     def status(self, name: str) -> GrpcUIStatus | None:

@@ -139,9 +139,12 @@ class WebUIs:
         return name in self.swagger.published()
 
     def _stop_grpcui(self, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(self.grpcui.stop(name))
-        self._stops.add(task)
-        task.add_done_callback(self._stops.discard)
+        # stop_soon detaches the child at once: a Running snapshot right after this one starts a
+        # fresh grpcui (after the old one is gone) instead of being undone by a late stop.
+        task = self.grpcui.stop_soon(name)
+        if task is not None:
+            self._stops.add(task)
+            task.add_done_callback(self._stops.discard)
 
     def _notice(self, message: str) -> None:
         log.warning("%s", message)

@@ -190,6 +190,10 @@ class SwaggerUI:
                     break
         except (TimeoutError, ConnectionError, OSError, asyncio.IncompleteReadError):
             pass  # the browser went away, or a relayed answer stalled mid-body
+        except Exception:  # a bug must cost one connection, never the server
+            log.exception("Swagger UI server: unexpected error")
+            with contextlib.suppress(Exception):
+                writer.write(_error(500, "internal error (see the log file)", keep_alive=False))
         finally:
             self._writers.discard(writer)
             writer.close()

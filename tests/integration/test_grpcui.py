@@ -181,6 +181,12 @@ async def test_no_reflection_is_not_retried(standin: Path, monkeypatch: pytest.M
         status = sup.status("legacy")
         assert status is not None and "reflection API" in (status.last_error or "")
         assert sup.url("legacy") is None
+        # More snapshots of the same forward run change nothing; a restarted forward retries.
+        sup.ensure("legacy", 31004)
+        await asyncio.sleep(0.1)
+        assert len(launches(standin)) == 1
+        sup.ensure("legacy", 31004, generation="restarted")
+        await until(lambda: len(launches(standin)) == 2)
     finally:
         await sup.close()
 
@@ -212,6 +218,28 @@ async def test_stop_escalates_when_sigint_is_ignored(
     assert status is not None and status.pid is not None
     await sup.stop("stubborn")
     assert gone(status.pid)
+
+
+async def test_stop_then_start_in_one_breath_keeps_the_url(standin: Path) -> None:
+    # A coalesced "stopped, then running again": the late stop must not kill the new grpcui.
+    sup = GrpcUISupervisor()
+    try:
+        sup.ensure("quick", 31010, generation=1)
+        await until(lambda: sup.url("quick") is not None)
+        first = sup.status("quick")
+        assert first is not None
+        stopping = sup.stop_soon("quick")
+        assert stopping is not None and sup.status("quick") is None and sup.url("quick") is None
+        sup.ensure("quick", 31010, generation=2)
+        await until(lambda: sup.url("quick") is not None)
+        again = sup.status("quick")
+        assert again is not None and again.url == first.url and again.pid != first.pid
+        assert first.pid is not None and gone(first.pid)
+        await asyncio.sleep(0.2)
+        assert sup.url("quick") == first.url  # still up: nothing stopped it afterwards
+    finally:
+        await sup.close()
+    assert all(gone(launch["pid"]) for launch in launches(standin))
 
 
 async def test_missing_grpcui_gives_one_notice(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
