@@ -105,10 +105,10 @@ def _servers(servers: Any, spec_url: str, proxy_prefix: str) -> list[dict[str, A
             continue
         seen.add(url)
         rewritten = {**server, "url": url}
+        # Say where requests really go: the proxy path alone would puzzle people.
+        where = f"forward {urlsplit(spec_url).netloc}{path.rstrip('/')}"
         description = server.get("description")
-        rewritten["description"] = (
-            f"{description} (through the forward)" if description else "through the forward"
-        )
+        rewritten["description"] = f"{where} ({description})" if description else where
         if "variables" in server and isinstance(server["variables"], dict):
             # Only variables still used in the path survive (those of the host went away).
             used = {k: v for k, v in server["variables"].items() if "{" + k + "}" in url}
