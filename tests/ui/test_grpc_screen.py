@@ -87,6 +87,10 @@ async def test_list_call_and_failing_status(sim_factory, port_forward) -> None: 
         await pilot.press("ctrl+r")
         await wait_for(pilot, lambda: "only unary methods" in screen_text(app), what="refusal")
 
+        # Back to Hello: what was typed there is still there.
+        tree.select_node(_method_node(tree, "Hello"))
+        await wait_for(pilot, lambda: request.text == '{"nme": 1}', what="Hello body kept")
+
 
 async def test_unreachable_forward_says_so(sim_factory, port_forward) -> None:  # noqa: F811
     pytest.importorskip("grpc")

@@ -62,6 +62,8 @@ class GrpcScreen(Screen[None]):
         self.client: GrpcClient | None = None
         self.services: tuple[ServiceInfo, ...] = ()
         self.method: MethodInfo | None = None
+        self._bodies: dict[str, str] = {}
+        """Request bodies typed per method path."""
         self.last_result: CallResult | None = None
         """The last call's outcome (for tests and the copy action)."""
 
@@ -148,16 +150,24 @@ class GrpcScreen(Screen[None]):
         method = event.node.data
         if method is None or self.client is None:
             return
+        request = self.query_one("#grpc-request", TextArea)
+        if self.method is not None:
+            self._bodies[self.method.path] = request.text  # coming back keeps what was typed
         self.method = method
         self.query_one("#grpc-call", Button).disabled = not method.unary
         self._status(
             f"[b]{escape(method.service)}.{escape(method.name)}[/b]  {method.kind}\n"
             f"[$text-muted]{escape(method.input_type)} → {escape(method.output_type)}[/]"
         )
+        if method.path in self._bodies:
+            request.text = self._bodies[method.path]
+            return
+        # exclusive: picking methods quickly must not let an older template land last.
         self.run_worker(
             self.client.arequest_template(method.path),
             name="template",
-            group="grpc",
+            group="grpc-template",
+            exclusive=True,
             exit_on_error=False,
         )
 
