@@ -1,13 +1,33 @@
-"""Real TCP servers on 127.0.0.1 that play a pod's container ports: echo, or a small HTTP server
-that answers with the pod's name (so `curl localhost:PORT` shows which pod served it)."""
+"""Real TCP servers on 127.0.0.1 that play a pod's container ports: echo; a small HTTP server
+that answers with the pod's name (so `curl localhost:PORT` shows which pod served it); a REST API
+with an OpenAPI document (``openapi``, see sim/openapi.py); or a real gRPC server with reflection
+and health (``grpc``, see sim/grpcsim.py; needs grpcio, imported only when such a backend
+starts)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import socket
+from typing import Any
 
-BACKEND_KINDS = ("echo", "http")
+from kportforward.sim import openapi
+from kportforward.sim.http import read_request
+
+BACKEND_KINDS = ("echo", "http", "openapi", "grpc")
+GRPC_MISSING = (
+    "the grpc backend needs grpcio and grpcio-reflection: pip install 'kportforward[grpc]'"
+)
+
+
+def grpc_available() -> bool:
+    """Whether the ``grpc`` backend can run here (grpcio and grpcio-reflection installed)."""
+    try:
+        import grpc  # noqa: F401
+        import grpc_reflection  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 class Backend:
@@ -17,6 +37,8 @@ class Backend:
     def __init__(self, kind: str, namespace: str, pod: str, container_port: int) -> None:
         if kind not in BACKEND_KINDS:
             raise ValueError(f"unknown backend kind {kind!r} (use one of {BACKEND_KINDS})")
+        if kind == "grpc" and not grpc_available():
+            raise ValueError(GRPC_MISSING)
         self.kind = kind
         self.namespace = namespace
         self.pod = pod
@@ -32,6 +54,7 @@ class Backend:
         self._clients: set[asyncio.StreamWriter] = set()
         self._echoes: set[asyncio.Transport] = set()
         self._closed = False
+        self._grpc: Any = None  # sim.grpcsim.GrpcServer behind a grpc backend
 
     @property
     def address(self) -> tuple[str, int]:
@@ -45,6 +68,15 @@ class Backend:
         loop = asyncio.get_running_loop()
         if self.kind == "echo":
             self._server = await loop.create_server(lambda: _Echo(self._echoes), sock=self._sock)
+        elif self.kind == "grpc":
+            from kportforward.sim.grpcsim import GrpcServer
+
+            # grpcio cannot serve on a socket we bound, so the bound socket (whose port the world
+            # already knows) relays to the gRPC server's own ephemeral port.
+            self._grpc = GrpcServer(self.pod, self.namespace, self.container_port)
+            self._server = await asyncio.start_server(self._relay, sock=self._sock)
+        elif self.kind == "openapi":
+            self._server = await asyncio.start_server(self._openapi, sock=self._sock)
         else:
             self._server = await asyncio.start_server(self._http, sock=self._sock)
 
@@ -59,6 +91,39 @@ class Backend:
             writer.transport.abort()
         for transport in list(self._echoes):
             transport.abort()
+        if self._grpc is not None:
+            self._grpc.stop()
+
+    async def _openapi(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        try:
+            while request := await read_request(reader):
+                writer.write(openapi.answer(request, self.pod, self.namespace, self.container_port))
+                await writer.drain()
+                if not request.keep_alive:
+                    break
+        except (ConnectionError, OSError, ValueError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self._clients.discard(writer)
+            with contextlib.suppress(Exception):
+                writer.close()
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._clients.add(writer)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            up_reader, upstream = await asyncio.open_connection("127.0.0.1", self._grpc.port)
+            self._clients.add(upstream)
+            await asyncio.gather(_pipe(reader, upstream), _pipe(up_reader, writer))
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            for w in (writer, upstream):
+                if w is not None:
+                    self._clients.discard(w)
+                    with contextlib.suppress(Exception):
+                        w.close()
 
     async def _http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._clients.add(writer)
@@ -97,6 +162,18 @@ class Backend:
             self._clients.discard(writer)
             with contextlib.suppress(Exception):
                 writer.close()
+
+
+async def _pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+    """Copy until EOF, then pass the half-close on."""
+    try:
+        while data := await src.read(65536):
+            dst.write(data)
+            await dst.drain()
+        if dst.can_write_eof():
+            dst.write_eof()
+    except (ConnectionError, OSError):
+        dst.transport.abort()
 
 
 class _Echo(asyncio.Protocol):
