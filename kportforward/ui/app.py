@@ -15,7 +15,7 @@ import time
 import webbrowser
 from collections.abc import Callable, Iterable
 from datetime import tzinfo
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from textual import on
 from textual.binding import Binding, BindingType
@@ -33,6 +33,9 @@ from kportforward.ui.screens.main import MainScreen
 from kportforward.ui.signals import QuitSignals
 from kportforward.ui.updates import StatusCoalescer
 from kportforward.ui.widgets.summary import SummaryBar
+
+if TYPE_CHECKING:
+    from kportforward.webui import WebUIs
 
 log = logging.getLogger(__name__)
 
@@ -57,9 +60,11 @@ class KPortForwardApp(DashboardActions):
         Binding("question_mark", "help", "Help"),
         Binding("R", "restart", "Restart"),
         Binding("space", "stop_start", "Stop/start"),
-        Binding("l", "log", "Log"),
+        Binding("l", "log", "Log", show=False),
+        Binding("a", "add", "Add"),
         Binding("o", "open_url", "Open", show=False),
-        Binding("c", "copy_url", "Copy URL", show=False),
+        Binding("c", "copy_url", "Copy", show=False),
+        Binding("w", "web_ui", "Web UI", show=False),
         Binding("g", "group_stop_start", "Group", show=False),
     ]
 
@@ -74,8 +79,12 @@ class KPortForwardApp(DashboardActions):
         open_url: Callable[[str], bool] | None = None,
         handle_signals: bool = True,
         exit_deadline: Callable[[float], None] | None = None,
+        webuis: WebUIs | None = None,
+        kubeconfig: str | None = None,
     ) -> None:
         super().__init__()
+        self.webuis = webuis
+        self.kubeconfig = kubeconfig
         self.supervisor = supervisor
         self.config_path = config_path
         self.config_arg = config_arg
@@ -352,6 +361,8 @@ def make_app(
     open_url: Callable[[str], bool] | None = None,
     handle_signals: bool = True,
     exit_deadline: Callable[[float], None] | None = None,
+    webuis: WebUIs | None = None,
+    kubeconfig: str | None = None,
 ) -> KPortForwardApp:
     """The one way to build the dashboard: the CLI, the tests, the snapshots and the demo use it.
 
@@ -361,6 +372,9 @@ def make_app(
     ``handle_signals`` makes SIGINT, SIGTERM and SIGHUP quit cleanly (off in Pilot tests, which
     share the test runner's process). ``exit_deadline(seconds)`` is called when a quit begins
     (from a key or a signal handler); the CLI uses it to guarantee the process ends by then.
+    ``webuis`` (``kportforward.webui.WebUIs``, fed by the caller) gives the Swagger UI / grpcui
+    URLs that ``o``, ``c``, ``w`` and the details use; ``kubeconfig`` is the ``--kubeconfig``
+    the ``a`` screen lists services through (None: $KUBECONFIG or ~/.kube/config).
     """
     return KPortForwardApp(
         supervisor,
@@ -371,4 +385,6 @@ def make_app(
         open_url=open_url,
         handle_signals=handle_signals,
         exit_deadline=exit_deadline,
+        webuis=webuis,
+        kubeconfig=kubeconfig,
     )

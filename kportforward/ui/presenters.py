@@ -72,11 +72,12 @@ class RowCells(NamedTuple):
 
     name: str
     status: str
-    url: str
-    type: str
-    port: str
+    local: str
     uptime: str
     restarts: str
+    type: str
+    namespace: str
+    group: str
     reason: str
     tone: str
     port_moved: bool
@@ -107,10 +108,56 @@ def port_text(status: ForwardStatus) -> str:
     return f"{port}{PORT_MOVED_MARK}" if status.port_moved else str(port)
 
 
+def local_text(status: ForwardStatus) -> str:
+    """The LOCAL column: ``:18081`` on loopback (``*`` when moved), ``0.0.0.0:18081`` beyond."""
+    host = status.spec.address if status.spec.exposed else ""
+    return f"{host}:{port_text(status)}"
+
+
 def reason_text(status: ForwardStatus) -> str:
     """The reason for the current state, or the last error when there is no reason."""
     text = status.reason or status.last_error or ""
     return " ".join(text.split())
+
+
+def row_note(status: ForwardStatus) -> str:
+    """The REASON / POD cell: for a Running row the pod (and its connections), the one fact
+    that changes; for any other row the reason for its state."""
+    if status.state is ForwardState.RUNNING and status.pod:
+        conns = status.connections
+        traffic = f" · {conns} connection{'s' if conns != 1 else ''}" if conns else ""
+        return f"pod {status.pod}{traffic}"
+    return reason_text(status)
+
+
+def selection_line(status: ForwardStatus, now: float) -> tuple[str, str, str]:
+    """The status strip under the table for the selected forward: ``(state text, tone, rest)``
+    where ``rest`` is the full reason, or for a Running row its address, pod and uptime."""
+    head = status_text(status, now)
+    tone = TONES[status.state]
+    if status.state is ForwardState.RUNNING:
+        parts = [status.url]
+        if status.pod:
+            parts.append(f"pod {status.pod}")
+        parts.append(f"up {uptime_text(status, now)}")
+        if status.restarts:
+            parts.append(
+                f"{status.restarts} unplanned restart{'s' if status.restarts != 1 else ''}"
+            )
+        return head, tone, " · ".join(parts)
+    return head, tone, reason_text(status) or NO_VALUE
+
+
+def is_browsable(status: ForwardStatus) -> bool:
+    """True for forwards a browser can open (``type: web`` or ``rest``, served over HTTP)."""
+    return status.spec.type in ("web", "rest")
+
+
+def address_text(status: ForwardStatus) -> str:
+    """``localhost:PORT`` (or ``ADDRESS:PORT`` when exposed): what ``c`` copies for non-HTTP."""
+    spec = status.spec
+    host = spec.address if spec.exposed else "localhost"
+    return f"{host}:{status.local_port or spec.local_port}"
 
 
 def row_cells(status: ForwardStatus, now: float) -> RowCells:
@@ -120,30 +167,40 @@ def row_cells(status: ForwardStatus, now: float) -> RowCells:
     return RowCells(
         name=name,
         status=status_text(status, now),
-        url=status.url,
-        type=spec.type,
-        port=port_text(status),
+        local=local_text(status),
         uptime=uptime_text(status, now),
         restarts=str(status.restarts),
-        reason=reason_text(status),
+        type=spec.type,
+        namespace=spec.namespace or "",
+        group=spec.group or "",
+        reason=row_note(status),
         tone=TONES[status.state],
         port_moved=status.port_moved,
         exposed=spec.exposed,
     )
 
 
-def counts_line(statuses: Iterable[ForwardStatus]) -> str:
-    """``18/20 running · 1 failed · 1 cooldown``; only the states that occur, worst first."""
+def counts_parts(statuses: Iterable[ForwardStatus]) -> list[tuple[str, str]]:
+    """``[("● 18/20 running", "good"), ("✗ 1 failed", "bad"), …]``: the counts line as
+    (text, tone) parts; only the states that occur, worst first after running."""
     counts: dict[ForwardState, int] = {}
     total = 0
     for status in statuses:
         counts[status.state] = counts.get(status.state, 0) + 1
         total += 1
-    parts = [f"{counts.get(ForwardState.RUNNING, 0)}/{total} running"]
+    running = counts.get(ForwardState.RUNNING, 0)
+    tone = "good" if running == total and total else TONES[ForwardState.RUNNING]
+    parts = [(f"{GLYPHS[ForwardState.RUNNING]} {running}/{total} running", tone)]
     for state in sorted(counts, key=SEVERITY.__getitem__):
         if state is not ForwardState.RUNNING:
-            parts.append(f"{counts[state]} {state.value.lower()}")
-    return " · ".join(parts)
+            text = f"{GLYPHS[state]} {counts[state]} {state.value.lower()}"
+            parts.append((text, TONES[state]))
+    return parts
+
+
+def counts_line(statuses: Iterable[ForwardStatus]) -> str:
+    """``● 18/20 running · ✗ 1 failed · ◦ 1 cooldown`` (plain text of ``counts_parts``)."""
+    return " · ".join(text for text, _ in counts_parts(statuses))
 
 
 def cluster_text(cluster: ClusterStatus, in_use: bool = False) -> tuple[str, str]:
@@ -197,11 +254,9 @@ def _port_key(s: ForwardStatus) -> tuple[int, str]:
     return (s.local_port or s.spec.local_port, s.name)
 
 
-def _uptime_key(s: ForwardStatus) -> tuple[int, float, str]:
-    # Longest running first; forwards that are not running after them, by name.
-    if s.running_since is None:
-        return (1, 0.0, s.name)
-    return (0, s.running_since, s.name)
+def _uptime_key(s: ForwardStatus) -> tuple[float, str]:
+    # Ascending = shortest uptime first = the latest start first.
+    return (-(s.running_since or 0.0), s.name)
 
 
 def _name_key(s: ForwardStatus) -> str:
@@ -220,7 +275,14 @@ SORTERS: dict[str, Callable[[ForwardStatus], object]] = {
 def sort_statuses(
     statuses: Iterable[ForwardStatus], key: str, reverse: bool = False
 ) -> list[ForwardStatus]:
-    """Statuses ordered by one of ``SORT_KEYS``; ties broken by name so the order is stable."""
+    """Statuses ordered by one of ``SORT_KEYS``, ascending (smallest first) unless ``reverse``;
+    ties broken by name so the order is stable. By uptime, forwards that are not Running (no
+    uptime) come last either way."""
+    if key == "uptime":
+        statuses = list(statuses)
+        up = [s for s in statuses if s.running_since is not None]
+        down = sorted((s for s in statuses if s.running_since is None), key=_name_key)
+        return sorted(up, key=_uptime_key, reverse=reverse) + down
     return sorted(statuses, key=SORTERS[key], reverse=reverse)  # type: ignore[arg-type]
 
 
@@ -256,8 +318,29 @@ def format_bytes(n: int | None) -> str:
     return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
 
 
-def detail_fields(status: ForwardStatus, now: float) -> list[tuple[str, str]]:
-    """The details screen's label/value pairs, in reading order."""
+def restarts_text(status: ForwardStatus) -> str:
+    """``2 unplanned · 1 asked for`` (a user's R, a stop/start, a config edit)."""
+    return f"{status.restarts} unplanned · {status.planned_restarts} asked for (R, config)"
+
+
+def latency_scale(latencies: Sequence[float]) -> str:
+    """The sparkline's scale: ``last 3.1 ms · min 1.2 ms · max 8.4 ms (24 probes)``."""
+    if not latencies:
+        return "(no probes yet)"
+    ms = [v * 1000 for v in latencies]
+    return (
+        f"last {ms[-1]:.1f} ms · min {min(ms):.1f} ms · max {max(ms):.1f} ms "
+        f"({len(ms)} probe{'s' if len(ms) != 1 else ''})"
+    )
+
+
+def detail_fields(
+    status: ForwardStatus, now: float, web: Sequence[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
+    """The details screen's label/value pairs, in reading order.
+
+    ``web`` holds extra rows for the forward's Swagger UI / gRPC UI (label, value).
+    """
     spec = status.spec
     ports = f"{status.local_port or spec.local_port} → {spec.target_port}"
     if status.port_moved:
@@ -268,16 +351,27 @@ def detail_fields(status: ForwardStatus, now: float) -> list[tuple[str, str]]:
     retry = NO_VALUE
     if status.retry_at is not None:
         retry = f"in {format_duration(max(0.0, status.retry_at - now))}"
+    uptime = uptime_text(status, now)
+    if status.running_since is not None:
+        uptime += f"  (since {format_clock(status.running_since, None, now)})"
     fields = [
         ("State", status_text(status, now)),
         ("Reason", reason_text(status) or NO_VALUE),
         ("Target", spec.target),
+        ("Pod", status.pod or NO_VALUE),
         ("Namespace", spec.namespace or "(context default)"),
         ("Context", spec.context or "(current context)"),
         ("Ports", ports),
         ("Address", f"{spec.address}  {EXPOSED_MARK} exposed" if spec.exposed else spec.address),
         ("URL", status.url),
+        *web,
         ("Type", spec.type),
+    ]
+    if spec.api_path is not None:
+        fields.append(("apiPath", spec.api_path))
+    if spec.swagger_path:
+        fields.append(("swaggerPath", spec.swagger_path))
+    fields += [
         ("Group", spec.group or NO_VALUE),
         ("PID", str(status.pid) if status.pid else NO_VALUE),
         ("kubectl RSS", format_bytes(status.rss)),
@@ -285,16 +379,16 @@ def detail_fields(status: ForwardStatus, now: float) -> list[tuple[str, str]]:
             "kubectl CPU",
             NO_VALUE if status.cpu_percent is None else f"{status.cpu_percent:.1f}%",
         ),
-        ("Restarts", str(status.restarts)),
+        ("Restarts", restarts_text(status)),
         ("Connections", str(status.connections)),
-        ("Uptime", uptime_text(status, now)),
+        ("Uptime", uptime),
         ("Next retry", retry),
         ("Last probe", latency),
         ("Last error", status.last_error or NO_VALUE),
         ("Port moved", status.port_moved_reason or NO_VALUE),
     ]
     if spec.kubeconfig:
-        fields.insert(5, ("Kubeconfig", spec.kubeconfig))
+        fields.insert(6, ("Kubeconfig", spec.kubeconfig))
     return fields
 
 
@@ -326,22 +420,25 @@ KEYS: Sequence[KeyHelp] = (
     KeyHelp("↑/↓  j/k", "move the cursor"),
     KeyHelp("PgUp/PgDn  Home/End", "move by a page / to the ends"),
     KeyHelp("Enter", "details of the selected forward"),
-    KeyHelp("n s t p u", "sort by name / status / type / port / uptime"),
-    KeyHelp("r", "reverse the sort order"),
+    KeyHelp("n s t p u", "sort: name / status / type / port / uptime"),
+    KeyHelp("r", "reverse the current sort (▲ smallest first)"),
     KeyHelp("/", "filter by name, namespace, type, state or group"),
     KeyHelp("Esc", "clear the filter; close a screen"),
     KeyHelp("R", "restart the selected forward (new kubectl)"),
     KeyHelp("space", "stop / start the selected forward"),
     KeyHelp("l", "live kubectl log of the selected forward"),
-    KeyHelp("o", "open the forward's URL in the browser"),
-    KeyHelp("c", "copy the forward's URL"),
+    KeyHelp("o", "open a web/rest forward or its web UI"),
+    KeyHelp("c", "copy its URL, or localhost:PORT"),
+    KeyHelp("w", "Swagger UI (rest) / gRPC screen (rpc)"),
+    KeyHelp("a", "add forwards from a namespace's services"),
     KeyHelp("g", "stop / start the selected forward's whole group"),
-    KeyHelp("ctrl+p", "command palette: every action, themes, reload config"),
+    KeyHelp("ctrl+p", "palette: every action, themes, reload"),
     KeyHelp("?", "this help"),
     KeyHelp("q", "quit (stops every kubectl)"),
 )
 
 LEGEND = (
-    f"{PORT_MOVED_MARK} after a port: moved off the configured port (the details say why)",
-    f"{EXPOSED_MARK} after a name: listening beyond loopback (exposed to the network)",
+    "RESTARTS: unplanned only (crashes, dead tunnels, new pods)",
+    f"{PORT_MOVED_MARK} after a port: moved off the configured one (see details)",
+    f"{EXPOSED_MARK} after a name: listening beyond loopback (exposed)",
 )

@@ -55,7 +55,7 @@ async def test_rows_appear_with_state_words_and_the_counts_line() -> None:
         text = screen_text(app)
         for word in ("● Running", "◦ Cooldown 12s", "✗ Failed", "⏸ Suspended", "■ Stopped"):
             assert word in text
-        assert "3/11 running · 1 failed" in text
+        assert "● 3/11 running" in text and "✗ 1 failed" in text
         assert "kind-dev ● reachable" in text and "staging ✗ unreachable" in text
         assert "web: port moved 3000 → 3001" in text
         assert "3001*" in text and "admin ⚑" in text
@@ -110,7 +110,7 @@ async def test_each_sort_key() -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         table = app.main_screen.table
         await wait_for(pilot, lambda: sup.started)
-        expected_first = {"n": "admin", "s": "ghost", "t": "cache", "p": "web", "u": "admin"}
+        expected_first = {"n": "admin", "s": "ghost", "t": "cache", "p": "web", "u": "web"}
         for key, first in expected_first.items():
             await pilot.press(key)
             assert table.visible_names[0] == first, key
@@ -120,6 +120,13 @@ async def test_each_sort_key() -> None:
             )
         assert "UPTIME ▲" in screen_text(app)
         await pilot.press("r")
+        assert table.reverse and "UPTIME ▼" in screen_text(app)
+        assert table.visible_names[0] == "admin"  # descending: the longest uptime first
+        # Each key keeps its own direction: n is ascending again, u is still descending.
+        await pilot.press("n")
+        assert not table.reverse and table.visible_names[0] == "admin"
+        assert "NAME ▲" in screen_text(app)
+        await pilot.press("u")
         assert table.reverse and "UPTIME ▼" in screen_text(app)
 
 
@@ -204,12 +211,22 @@ async def test_open_and_copy_url() -> None:
     async with app.run_test(size=(120, 30)) as pilot:
         await wait_for(pilot, lambda: sup.started)
         app.main_screen.table.move_cursor_to("grpc")
-        await pilot.press("o")
-        await wait_for(pilot, lambda: opened == ["http://localhost:9090"])
+        await pilot.press("o")  # an rpc forward is no web page: nothing opens, c is offered
+        await wait_for(
+            pilot, lambda: any("press c to copy localhost:9090" in m for m in notifications(app))
+        )
         app.main_screen.table.move_cursor_to("api")
+        await pilot.press("o")
+        await wait_for(pilot, lambda: opened == ["http://localhost:8080"])
         await pilot.press("c")
         assert app.clipboard == "http://localhost:8080"
-        assert "Copied http://localhost:8080" in notifications(app)
+        await wait_for(
+            pilot,
+            lambda: any(m.startswith("Copied http://localhost:8080") for m in notifications(app)),
+        )
+        app.main_screen.table.move_cursor_to("grpc")
+        await pilot.press("c")
+        assert app.clipboard == "localhost:9090"
 
 
 async def test_details_log_and_help_screens() -> None:
@@ -321,7 +338,9 @@ async def test_every_action_is_in_the_command_palette() -> None:
             "Stop / start group",
             "Live log",
             "Open URL",
-            "Copy URL",
+            "Copy address",
+            "Web UI",
+            "Add forwards",
             "Filter",
             "Clear filter",
             "Sort by name",

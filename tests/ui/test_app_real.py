@@ -87,7 +87,12 @@ async def test_real_forwards_keys_screens_and_quit_leaves_no_kubectl(
         await wait_for(pilot, lambda: status(app, "ghost").state is S.FAILED, TIMEOUT, "ghost")
         assert "not found" in status(app, "ghost").reason + (status(app, "ghost").last_error or "")
         text = screen_text(app)
-        assert "● Running" in text and "✗ Failed" in text and "3/4 running · 1 failed" in text
+        assert (
+            "● Running" in text
+            and "✗ Failed" in text
+            and "● 3/4 running" in text
+            and "✗ 1 failed" in text
+        )
         pids |= {status(app, n).pid for n in ("web", "api", "grpc")}  # type: ignore[misc]
 
         # R: a new kubectl, a new pid.

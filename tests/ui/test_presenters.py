@@ -49,8 +49,32 @@ def test_url_by_type_and_on_the_moved_port() -> None:
     assert status(spec=spec("a", 9090, type="other")).url == "localhost:9090"
     moved = status(spec=spec("a", 8080, type="web"), local_port=8081)
     cells = p.row_cells(moved, NOW)
-    assert cells.url == "http://localhost:8081"
-    assert cells.port == "8081*" and cells.port_moved
+    assert moved.url == "http://localhost:8081"
+    assert cells.local == ":8081*" and cells.port_moved
+    exposed = status(spec=spec("a", 8080, address="0.0.0.0"))
+    assert p.row_cells(exposed, NOW).local == "0.0.0.0:8080"
+
+
+def test_open_and_copy_targets_by_type() -> None:
+    assert p.is_browsable(status(spec=spec("a", 1, type="web")))
+    assert p.is_browsable(status(spec=spec("a", 1, type="rest")))
+    assert not p.is_browsable(status(spec=spec("a", 9090, type="rpc")))
+    assert p.address_text(status(spec=spec("a", 9090, type="rpc"))) == "localhost:9090"
+    moved = status(spec=spec("a", 9090, type="other"), local_port=9091)
+    assert p.address_text(moved) == "localhost:9091"
+
+
+def test_running_rows_show_the_pod_and_traffic_others_the_reason() -> None:
+    running = status(pod="api-7d9f-x", connections=3, reason="ready")
+    assert p.row_cells(running, NOW).reason == "pod api-7d9f-x · 3 connections"
+    assert (
+        p.row_cells(replace(running, connections=1), NOW).reason == "pod api-7d9f-x · 1 connection"
+    )
+    assert p.row_cells(replace(running, pod=None), NOW).reason == "ready"
+    failed = status(state=S.FAILED, reason='services "x" not found', pod="old")
+    assert p.row_cells(failed, NOW).reason == 'services "x" not found'
+    head, tone, rest = p.selection_line(failed, NOW)
+    assert tone == "bad" and rest == 'services "x" not found' and "Failed" in head
 
 
 def test_exposed_forward_is_marked() -> None:
@@ -73,10 +97,12 @@ def test_uptime_and_reason_cells() -> None:
 def test_counts_line_lists_only_states_that_occur_worst_first() -> None:
     _, statuses, _ = every_state_world()
     line = p.counts_line(statuses)
-    assert line.startswith("3/11 running · 1 failed · 1 degraded · 1 cooldown")
-    assert line.endswith("1 stopped")
-    assert p.counts_line([status(), status("b")]) == "2/2 running"
-    assert p.counts_line([]) == "0/0 running"
+    assert line.startswith("● 3/11 running · ✗ 1 failed · ⚠ 1 degraded · ◦ 1 cooldown")
+    assert line.endswith("■ 1 stopped")
+    assert p.counts_line([status(), status("b")]) == "● 2/2 running"
+    assert p.counts_line([]) == "● 0/0 running"
+    parts = dict(p.counts_parts(statuses))
+    assert parts["✗ 1 failed"] == "bad" and parts["⚠ 1 degraded"] == "warn"
 
 
 def test_cluster_line_reachability_and_in_use() -> None:
@@ -102,14 +128,19 @@ def test_cluster_line_reachability_and_in_use() -> None:
         ("status", ["ghost", "cache", "billing", "staging-db", "search", "grpc"]),
         ("type", ["cache", "queue", "staging-db", "api", "billing", "ghost"]),
         ("port", ["web", "staging-db", "queue", "cache", "api", "admin"]),
-        ("uptime", ["admin", "api", "cache", "web", "billing", "ghost"]),
+        ("uptime", ["web", "cache", "api", "admin", "billing", "ghost"]),
     ],
 )
 def test_sort_keys(key: str, expected: list[str]) -> None:
+    """Ascending means smallest first (the shortest uptime too)."""
     _, statuses, _ = every_state_world()
     names = [s.name for s in p.sort_statuses(statuses, key)]
     assert names[: len(expected)] == expected
-    assert [s.name for s in p.sort_statuses(statuses, key, reverse=True)] == names[::-1]
+    reverse = [s.name for s in p.sort_statuses(statuses, key, reverse=True)]
+    if key == "uptime":  # forwards without an uptime stay last either way
+        assert reverse[:4] == ["admin", "api", "cache", "web"] and reverse[4:] == names[4:]
+    else:
+        assert reverse == names[::-1]
 
 
 def test_filter_matches_name_namespace_type_state_group_all_words() -> None:
@@ -133,7 +164,9 @@ def test_details_fields_and_history() -> None:
     fields = dict(p.detail_fields(web, NOW))
     assert fields["Ports"] == "3001 → 80  (configured 3000)"
     assert fields["Port moved"] == "8080 held by pid 999 (python3)"
-    assert fields["PID"] == "4102" and fields["Restarts"] == "2"
+    assert fields["PID"] == "4102"
+    assert fields["Restarts"] == "2 unplanned · 0 asked for (R, config)"
+    assert fields["Uptime"] == "1m35s  (since 14:11:45)"
     api = next(s for s in statuses if s.name == "api")
     fields = dict(p.detail_fields(api, NOW))
     assert fields["kubectl RSS"] == "30.0 MiB" and fields["kubectl CPU"] == "0.4%"
@@ -194,3 +227,16 @@ def test_presenters_and_updates_import_no_textual() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_details_show_api_paths_web_rows_and_a_latency_scale() -> None:
+    api = status(spec=spec("api", 8080, type="rest", api_path="api", swagger_path="openapi.json"))
+    fields = p.detail_fields(api, NOW, [("Swagger UI", "http://127.0.0.1:9100/api/")])
+    labels = [label for label, _ in fields]
+    assert labels.index("Swagger UI") == labels.index("URL") + 1
+    assert dict(fields)["apiPath"] == "api" and dict(fields)["swaggerPath"] == "openapi.json"
+    assert "apiPath" not in dict(p.detail_fields(status(), NOW))
+    assert p.latency_scale(()) == "(no probes yet)"
+    assert p.latency_scale((0.001, 0.004, 0.002)) == (
+        "last 2.0 ms · min 1.0 ms · max 4.0 ms (3 probes)"
+    )

@@ -15,7 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
 from kportforward.core.models import ForwardStatus
-from kportforward.ui.presenters import detail_fields, history_rows
+from kportforward.ui.presenters import detail_fields, history_rows, latency_scale
 from kportforward.ui.widgets.summary import tone_markup
 
 
@@ -33,6 +33,7 @@ class DetailsScreen(Screen[None]):
         clock: Callable[[], float],
         tz: tzinfo | None,
         refresh_rate: float,
+        web_rows: Callable[[ForwardStatus], list[tuple[str, str]]] | None = None,
     ) -> None:
         super().__init__()
         self.forward_name = forward_name
@@ -40,6 +41,7 @@ class DetailsScreen(Screen[None]):
         self._clock = clock
         self._tz = tz
         self._refresh_rate = refresh_rate
+        self._web_rows = web_rows
 
     def compose(self) -> ComposeResult:
         """Title, fields, latency sparkline, history."""
@@ -48,12 +50,19 @@ class DetailsScreen(Screen[None]):
             with VerticalScroll(id="details-left"):
                 yield Static(id="details-fields")
             with VerticalScroll(id="details-right"):
-                yield Static("Probe latency (recent)", classes="section")
+                yield Static("Probe latency through the tunnel (recent)", classes="section")
                 yield Static("(no probes yet)", id="no-latency")
                 yield Sparkline([], id="latency")
                 yield Static("History (newest first)", classes="section")
                 yield Static(id="details-history")
         yield Footer()
+
+    NARROW = 110
+    """Below this width the history goes under the fields instead of beside them."""
+
+    def on_resize(self) -> None:
+        """Side by side when there is room; stacked (one scroll) on a narrow terminal."""
+        self.set_class(self.size.width < self.NARROW, "narrow")
 
     def on_mount(self) -> None:
         """Fill in now, then follow the refresh rate."""
@@ -68,8 +77,10 @@ class DetailsScreen(Screen[None]):
             title.update(f"[b]{escape(self.forward_name)}[/b]  (no longer configured)")
             return
         now = self._clock()
-        title.update(f"[b]{escape(status.name)}[/b]  {escape(status.url)}")
-        fields = detail_fields(status, now)
+        web = self._web_rows(status) if self._web_rows is not None else []
+        url = next((value for label, value in web if "://" in value), status.url)
+        title.update(f"[b]{escape(status.name)}[/b]  {escape(url)}")
+        fields = detail_fields(status, now, web)
         width = max(len(label) for label, _ in fields)
         room = self.query_one("#details-fields").size.width or 60
         lines = [
@@ -83,8 +94,8 @@ class DetailsScreen(Screen[None]):
         sparkline.data = latencies
         sparkline.display = bool(latencies)
         self.query_one("#no-latency").display = not latencies
-        if latencies:
-            self.query_one("#no-latency", Static).update("")
+        self.query_one("#no-latency").display = True
+        self.query_one("#no-latency", Static).update(latency_scale(status.probe_latencies))
         rows = history_rows(status, self._tz, now)
         room = self.query_one("#details-history").size.width or 60
         lead = len(rows[0][0]) + 2 + 16 if rows else 0

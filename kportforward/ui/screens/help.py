@@ -9,7 +9,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.markup import escape
 from textual.screen import ModalScreen
-from textual.widgets import Static
+from textual.widgets import Footer, Static
 
 from kportforward.ui.presenters import GLYPHS, KEYS, LEGEND, TONES
 from kportforward.ui.widgets.summary import tone_markup
@@ -36,10 +36,11 @@ class HelpScreen(ModalScreen[None]):
     """A modal listing every key."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,q,question_mark", "app.pop_screen", "Close"),
+        Binding("escape,q,question_mark", "app.pop_screen", "Close help"),
     ]
 
     def compose(self) -> ComposeResult:
         """One panel of text."""
         with VerticalScroll(id="help-panel"):
             yield Static(help_text(), id="help-text")
+        yield Footer()  # its own keys, not the table's ("q Quit" would be wrong here)

@@ -14,9 +14,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from kportforward.core.models import ClusterStatus, ForwardStatus
-from kportforward.ui.presenters import EXAMPLE_ENTRY
+from kportforward.ui.presenters import EXAMPLE_ENTRY, selection_line
 from kportforward.ui.widgets.forward_table import ForwardTable
-from kportforward.ui.widgets.summary import SummaryBar
+from kportforward.ui.widgets.summary import SummaryBar, tone_markup
 
 
 def empty_state_text(config_path: str) -> str:
@@ -26,6 +26,7 @@ def empty_state_text(config_path: str) -> str:
         f"Add one to [b]{escape(config_path)}[/b], for example:\n\n"
         f"[$accent]{escape(EXAMPLE_ENTRY)}[/]\n\n"
         "and save: the file is watched, so the forwards appear here by themselves.\n"
+        "Or press [b]a[/b] to pick services of a namespace and append them.\n"
         "Try [b]kportforward demo[/b] to see the dashboard on a simulated cluster."
     )
 
@@ -46,6 +47,7 @@ class MainScreen(Screen[None]):
 
     def __init__(self, clock: Callable[[], float], config_path: str, empty: bool) -> None:
         super().__init__()
+        self._clock = clock
         self.table = ForwardTable(clock, id="forwards")
         self._config_path = config_path
         self._empty = empty
@@ -65,8 +67,9 @@ class MainScreen(Screen[None]):
         yield SummaryBar(id="summary")
         yield Input(placeholder="filter: name, namespace, type, state or group", id="filter")
         yield self.table
+        yield Static(id="selection")
         yield Static(empty_state_text(self._config_path), id="empty")
-        yield Footer()
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         """Show the snapshot, focus the table, start the supervisor once this frame is drawn."""
@@ -79,6 +82,7 @@ class MainScreen(Screen[None]):
         self._empty = empty
         self.query_one("#empty").display = empty
         self.table.display = not empty
+        self.query_one("#selection").display = not empty
 
     # --- data --------------------------------------------------------------------------------
 
@@ -92,6 +96,7 @@ class MainScreen(Screen[None]):
         summary = self.query_one(SummaryBar)
         summary.show_statuses(statuses)
         summary.show_clusters(clusters, statuses)
+        self.show_selection()
 
     def apply(
         self,
@@ -101,6 +106,8 @@ class MainScreen(Screen[None]):
     ) -> None:
         """Apply a batch of changed statuses; ``every`` is the full set for the counts line."""
         self.table.update_statuses(changed)
+        if self.table.cursor_name in changed:
+            self.show_selection()
         every = list(every)
         summary = self.query_one(SummaryBar)
         summary.show_statuses(every)
@@ -140,6 +147,22 @@ class MainScreen(Screen[None]):
         if not event.value:
             event.input.display = False
         self.table.focus()
+
+    def show_selection(self) -> None:
+        """The status strip: the selected forward's state and whole reason, on one line, so a
+        narrow terminal still shows why a row failed."""
+        name = self.table.cursor_name
+        status = self.table.status_of(name) if name else None
+        strip = self.query_one("#selection", Static)
+        if status is None:
+            strip.update("")
+            return
+        head, tone, rest = selection_line(status, self._clock())
+        strip.update(f"[b]{escape(status.name)}[/b] {tone_markup(head, tone)}  {escape(rest)}")
+
+    @on(ForwardTable.Highlighted)
+    def _highlighted(self, event: ForwardTable.Highlighted) -> None:
+        self.show_selection()
 
     @on(ForwardTable.Selected)
     def _selected(self, event: ForwardTable.Selected) -> None:

@@ -22,8 +22,15 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from kportforward.core.models import ForwardStatus
-from kportforward.ui.presenters import SORT_KEYS, RowCells, matches, row_cells, sort_statuses
-from kportforward.ui.widgets.columns import COLUMNS, NAME_MAX, URL_MAX, fit
+from kportforward.ui.presenters import (
+    SORT_KEYS,
+    RowCells,
+    local_text,
+    matches,
+    row_cells,
+    sort_statuses,
+)
+from kportforward.ui.widgets.columns import Column, fit, layout
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,13 @@ class ForwardTable(ScrollView, can_focus=True):
             super().__init__()
             self.name = name
 
+    class Highlighted(Message):
+        """The cursor moved to another forward (or its row changed): the status strip follows."""
+
+        def __init__(self, name: str | None) -> None:
+            super().__init__()
+            self.name = name
+
     def __init__(
         self,
         clock: Callable[[], float],
@@ -74,15 +88,17 @@ class ForwardTable(ScrollView, can_focus=True):
         self._index: dict[str, int] = {}
         self._cells: dict[str, tuple[ForwardStatus, int, RowCells]] = {}
         self._tick = 0
-        self._name_width = 4
-        self._url_width = 3
+        self._measured: dict[str, int] = {}
         self.sort_key = "name"
-        self.reverse = False
+        self.directions: dict[str, bool] = dict.fromkeys(SORT_KEYS, False)
+        """Each sort key's own direction (True: descending), kept when another key is chosen."""
         self.filter_text = ""
         self._cursor_name: str | None = None
         self._cursor_row = 0
         self._palette: tuple[dict[str, Style], dict[str, Style], Style] | None = None
-        self._widths_cache: tuple[tuple[int, int, int], list[int]] | None = None
+        self._widths_cache: (
+            tuple[tuple[object, ...], tuple[tuple[Column, ...], tuple[int, ...]]] | None
+        ) = None
         self._width = 0
         self._strips: dict[str, tuple[ForwardStatus, tuple[object, ...], Strip]] = {}
 
@@ -142,16 +158,22 @@ class ForwardTable(ScrollView, can_focus=True):
 
     # --- sorting, filtering, cursor ---------------------------------------------------------
 
+    @property
+    def reverse(self) -> bool:
+        """True when the current sort is descending."""
+        return self.directions[self.sort_key]
+
     def sort_by(self, key: str) -> None:
-        """Sort by one of ``SORT_KEYS``; the cursor stays on its forward, scrolled into view."""
+        """Sort by one of ``SORT_KEYS`` in that key's own direction; the cursor stays on its
+        forward, scrolled into view."""
         if key not in SORT_KEYS:
             raise ValueError(f"unknown sort key {key!r}")
         self.sort_key = key
         self._reorder(follow_cursor=True)
 
     def toggle_reverse(self) -> None:
-        """Reverse the sort order."""
-        self.reverse = not self.reverse
+        """Reverse the current sort key's direction (the other keys keep theirs)."""
+        self.directions[self.sort_key] = not self.directions[self.sort_key]
         self._reorder(follow_cursor=True)
 
     def set_filter(self, text: str) -> None:
@@ -186,13 +208,18 @@ class ForwardTable(ScrollView, can_focus=True):
     # --- internals --------------------------------------------------------------------------
 
     def _measure(self, statuses: Iterable[ForwardStatus], *, reset: bool) -> None:
-        name_w = 4 if reset else self._name_width
-        url_w = 3 if reset else self._url_width
+        m = {} if reset else dict(self._measured)
         for s in statuses:
-            name_w = max(name_w, len(s.name) + (2 if s.spec.exposed else 0))
-            url_w = max(url_w, len(s.url))
-        self._name_width = min(name_w, NAME_MAX)
-        self._url_width = min(url_w, URL_MAX)
+            spec = s.spec
+            for field, width in (
+                ("name", len(s.name) + (2 if spec.exposed else 0)),
+                ("local", len(local_text(s))),
+                ("namespace", len(spec.namespace or "")),
+                ("group", len(spec.group or "")),
+            ):
+                if width > m.get(field, 0):
+                    m[field] = width
+        self._measured = m
 
     def _reorder(self, *, follow_cursor: bool = False) -> None:
         shown = list(self._statuses.values())
@@ -210,6 +237,7 @@ class ForwardTable(ScrollView, can_focus=True):
             self.virtual_size = Size(self.virtual_size.width, height)
         if follow_cursor:
             self._scroll_to_cursor()
+        self.post_message(self.Highlighted(self._cursor_name))
         self.refresh()
 
     def _set_cursor(self, row: int) -> None:
@@ -219,6 +247,7 @@ class ForwardTable(ScrollView, can_focus=True):
         self._cursor_row = row
         self._cursor_name = self._order[row]
         self._scroll_to_cursor()
+        self.post_message(self.Highlighted(self._cursor_name))
         self.refresh()
 
     def _scroll_to_cursor(self) -> None:
@@ -278,24 +307,18 @@ class ForwardTable(ScrollView, can_focus=True):
 
     # --- rendering --------------------------------------------------------------------------
 
-    def _widths(self, total: int) -> list[int]:
-        key = (total, self._name_width, self._url_width)
+    def _layout(self, total: int) -> tuple[tuple[Column, ...], tuple[int, ...]]:
+        key = (total, tuple(sorted(self._measured.items())))
         if self._widths_cache is not None and self._widths_cache[0] == key:
             return self._widths_cache[1]
-        widths = []
-        for col in COLUMNS:
-            if col.field == "name":
-                width = self._name_width
-            elif col.field == "url":
-                width = self._url_width
-            else:
-                width = col.width
-            # Room for the title, and for the sort arrow on sortable columns.
-            widths.append(max(width, len(col.title) + (2 if col.sort_key else 0)))
-        used = sum(widths[:-1]) + len(COLUMNS) + 1
-        widths[-1] = max(0, total - used)
-        self._widths_cache = (key, widths)
-        return widths
+        shown = layout(total, self._measured)
+        self._widths_cache = (key, shown)
+        return shown
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        """The titles of the columns the current width shows."""
+        return tuple(c.title for c in self._layout(self._width)[0])
 
     def _row_cells(self, name: str, status: ForwardStatus) -> RowCells:
         cached = self._cells.get(name)
@@ -343,40 +366,47 @@ class ForwardTable(ScrollView, can_focus=True):
     def _render_line(self, y: int) -> Strip:
         width = self._width
         plain, cursor, header = self._get_palette()
-        widths = self._widths(width)
+        columns, widths = self._layout(width)
         if y == 0:
-            return self._header(widths, header, width)
+            return self._header(columns, widths, header, width)
         row = int(self.scroll_y) + y - 1
         if row >= len(self._order):
             return Strip.blank(width, plain["plain"])
         name = self._order[row]
         status = self._statuses[name]
         on_cursor = row == self._cursor_row
-        key = (self._tick, on_cursor, width, self._name_width, self._url_width)
+        key = (self._tick, on_cursor, width, widths)
         cached = self._strips.get(name)
         if cached is not None and cached[0] is status and cached[1] == key:
             return cached[2]
         palette = cursor if on_cursor else plain
-        strip = self._row_strip(self._row_cells(name, status), palette, widths, width)
+        strip = self._row_strip(self._row_cells(name, status), palette, columns, widths, width)
         self._strips[name] = (status, key, strip)
         return strip
 
     def _row_strip(
-        self, cells: RowCells, palette: dict[str, Style], widths: list[int], width: int
+        self,
+        cells: RowCells,
+        palette: dict[str, Style],
+        columns: tuple[Column, ...],
+        widths: tuple[int, ...],
+        width: int,
     ) -> Strip:
         line = palette["plain"]
         styles = {
             "name": palette["mark"] if cells.exposed else line,
             "status": palette[cells.tone],
-            "port": palette["mark"] if cells.port_moved else line,
-            "reason": palette["dim"],
+            "local": palette["mark"] if cells.port_moved else line,
+            "reason": palette["dim"] if cells.tone == "good" else palette[cells.tone],
+            "namespace": palette["dim"],
+            "group": palette["dim"],
         }
         # Neighbouring cells in the same style become one segment: fewer segments to crop.
         segments: list[Segment] = []
         text, style = " ", line
-        for col, w in zip(COLUMNS, widths, strict=True):
+        for col, w in zip(columns, widths, strict=True):
             cell_style = styles.get(col.field, line)
-            cell = fit(getattr(cells, col.field), w)
+            cell = fit(getattr(cells, col.field), w, col.right)
             if cell_style is style:
                 text += cell + " "
             else:
@@ -392,10 +422,13 @@ class ForwardTable(ScrollView, can_focus=True):
             return Strip(segments, width)
         return Strip(segments).adjust_cell_length(width, line)
 
-    def _header(self, widths: list[int], style: Style, width: int) -> Strip:
+    def _header(
+        self, columns: tuple[Column, ...], widths: tuple[int, ...], style: Style, width: int
+    ) -> Strip:
+        # ▲ ascending (smallest first), ▼ descending: the arrow says what the rows do.
         arrow = " ▼" if self.reverse else " ▲"
         text = " " + "".join(
-            fit(col.title + (arrow if col.sort_key == self.sort_key else ""), w) + " "
-            for col, w in zip(COLUMNS, widths, strict=True)
+            fit(col.title + (arrow if col.sort_key == self.sort_key else ""), w, col.right) + " "
+            for col, w in zip(columns, widths, strict=True)
         )
         return Strip([Segment(text, style)]).adjust_cell_length(width, style)

@@ -11,7 +11,7 @@ from textual.markup import escape
 from textual.widgets import Static
 
 from kportforward.core.models import ClusterStatus, ForwardStatus
-from kportforward.ui.presenters import cluster_in_use, cluster_text, contexts_of, counts_line
+from kportforward.ui.presenters import cluster_in_use, cluster_text, contexts_of, counts_parts
 
 TONE_VARIABLES = {
     "good": "$success",
@@ -58,8 +58,27 @@ class SummaryBar(Vertical):
         self._set("#clusters", "[b]kportforward[/b]   " + "   ".join(parts))
 
     def show_statuses(self, statuses: Iterable[ForwardStatus]) -> None:
-        """Recompute the counts line from every status."""
-        self._set("#counts", escape(counts_line(statuses)))
+        """Recompute the counts line from every status, each state in its own colour."""
+        statuses = list(statuses)
+        counted = counts_parts(statuses)
+        room = (self.size.width or self.app.size.width) - 2
+        # Narrow: the least severe states lose their word first, keeping glyph and number (the
+        # colours and the help's legend name them); the worst keep theirs as long as they fit.
+        for keep in range(len(counted), 0, -1):
+            short = counted[:keep] + [(" ".join(t.split()[:2]), tone) for t, tone in counted[keep:]]
+            if len("  ".join(text for text, _ in short)) <= room:
+                break
+        counted = short
+        parts = [tone_markup(text, tone) for text, tone in counted]
+        plain = "  ".join(text for text, _ in counted)
+        namespaces = sorted({s.spec.namespace or "(default)" for s in statuses})
+        if namespaces:
+            more = f" +{len(namespaces) - 4}" if namespaces[4:] else ""
+            extra = f"namespaces: {', '.join(namespaces[:4])}{more}"
+            # Only when it fits beside the counts: the counts must never wrap for it.
+            if len(plain) + 4 + len(extra) <= room:
+                parts.append(f"  [$text-muted]{escape(extra)}[/]")
+        self._set("#counts", "  ".join(parts))
 
     def show_notice(self, when: str, message: str, level: str = "information") -> None:
         """The latest notice (config reloaded, port moved, a reload error)."""
