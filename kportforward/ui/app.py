@@ -58,14 +58,7 @@ class KPortForwardApp(DashboardActions):
         Binding("q", "quit", "Quit"),
         Binding("ctrl+c", "quit", "Quit", show=False),  # as in the Go tool (and kubectl)
         Binding("question_mark", "help", "Help"),
-        Binding("R", "restart", "Restart"),
-        Binding("space", "stop_start", "Stop/start"),
-        Binding("l", "log", "Log", show=False),
-        Binding("a", "add", "Add"),
-        Binding("o", "open_url", "Open", show=False),
-        Binding("c", "copy_url", "Copy", show=False),
-        Binding("w", "web_ui", "Web UI", show=False),
-        Binding("g", "group_stop_start", "Group", show=False),
+        # Keys acting on a forward live on the screens that show one (ui/keys.py).
     ]
 
     def __init__(

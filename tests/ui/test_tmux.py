@@ -39,14 +39,18 @@ def _require_tmux() -> str:
 class Terminal:
     """One tmux server with one 120x30 session running an argv."""
 
-    def __init__(self, tmux: str, workdir: Path, argv: list[str]) -> None:
+    def __init__(
+        self, tmux: str, workdir: Path, argv: list[str], env: dict[str, str] | None = None
+    ) -> None:
         self.tmux = tmux
         self.socket = f"kpf-ui-test-{os.getpid()}-{next(_sockets)}"
         conf = workdir / "tmux.conf"
         conf.write_text("set -g history-limit 100\n")
+        env_args = [arg for key, value in (env or {}).items() for arg in ("-e", f"{key}={value}")]
         self._run(
-            "-f", str(conf), "new-session", "-d", "-s", "t", "-x", "120", "-y", "30", "--", *argv
-        )
+            "-f", str(conf), "new-session", "-d", "-s", "t", "-x", "120", "-y", "30",
+            *env_args, "--", *argv,
+        )  # fmt: skip
         self.socket_path = self._run("display", "-p", "-t", "t", "#{socket_path}").strip()
         self.wrapper = int(self._run("list-panes", "-t", "t", "-F", "#{pane_pid}").strip())
         self.pid = self._child()

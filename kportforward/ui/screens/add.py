@@ -26,7 +26,6 @@ from kportforward.core.config_append import (
     NewForward,
     append_forwards,
     plan_forwards,
-    render_entries,
     taken_names_and_ports,
 )
 from kportforward.core.models import Config
@@ -68,9 +67,9 @@ class AddScreen(Screen[Appended | None]):
     def compose(self) -> ComposeResult:
         """Title, namespace box, status line, the service ports, the preview of the block."""
         yield Static(
-            f"[b]Add forwards[/b]  appended to [b]{escape(self.path)}[/b] "
-            "(nothing already there is changed)",
-            id="details-title",
+            f"[b]Add forwards[/b] from the cluster, appended to [b]{escape(self.path)}[/b] "
+            "(what is already there stays as it is)",
+            id="add-title",
         )
         with Horizontal(id="add-form"):
             yield Label("Namespace ")
@@ -118,6 +117,8 @@ class AddScreen(Screen[Appended | None]):
         listing = self.query_one("#add-list", SelectionList)
         listing.clear_options()
         listing.add_options(options)
+        if options:
+            listing.highlighted = 0  # space picks the first row at once
         status = (
             f"{len(options)} port{'s' if len(options) != 1 else ''} in "
             f"{len(found.services)} service{'s' if len(found.services) != 1 else ''} of "
@@ -156,8 +157,12 @@ class AddScreen(Screen[Appended | None]):
         self.planned = plan_forwards(
             picks, self.discovery.namespace, None, names | file_names, ports | file_ports
         )
-        preview = render_entries(self.planned, 2, 2, "to append:")
-        self.query_one("#add-preview", Static).update(escape(preview.rstrip()))
+        lines = [
+            f"[b]{escape(f.name)}[/b]  {escape(f.target)}:{f.target_port} → "
+            f"localhost:{f.local_port}  {f.type}  (namespace {escape(f.namespace)})"
+            for f in self.planned
+        ]
+        self.query_one("#add-preview", Static).update("ctrl+s appends:\n" + "\n".join(lines))
 
     def action_cancel(self) -> None:
         """Back to the table, nothing written."""

@@ -15,6 +15,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
 from kportforward.core.models import ForwardStatus
+from kportforward.ui.keys import FORWARD_KEYS
 from kportforward.ui.presenters import detail_fields, history_rows, latency_scale
 from kportforward.ui.widgets.summary import tone_markup
 
@@ -24,6 +25,7 @@ class DetailsScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
+        *FORWARD_KEYS,
     ]
 
     def __init__(

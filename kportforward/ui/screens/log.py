@@ -11,6 +11,8 @@ from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
+from kportforward.ui.keys import FORWARD_KEYS
+
 
 def new_lines(seen: tuple[str, ...], now: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
     """The lines of ``now`` not yet shown, and whether the log must be redrawn from scratch.
@@ -32,6 +34,7 @@ class LogScreen(Screen[None]):
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "app.pop_screen", "Back"),
+        *FORWARD_KEYS,
     ]
 
     def __init__(

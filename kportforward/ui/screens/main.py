@@ -14,6 +14,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.ui.keys import ADD_KEY, FORWARD_KEYS
 from kportforward.ui.presenters import EXAMPLE_ENTRY, selection_line
 from kportforward.ui.widgets.forward_table import ForwardTable
 from kportforward.ui.widgets.summary import SummaryBar, tone_markup
@@ -43,6 +44,8 @@ class MainScreen(Screen[None]):
         Binding("p", "sort('port')", "Sort port", show=False),
         Binding("u", "sort('uptime')", "Sort uptime", show=False),
         Binding("r", "reverse", "Reverse", show=False),
+        *FORWARD_KEYS,
+        ADD_KEY,
     ]
 
     def __init__(self, clock: Callable[[], float], config_path: str, empty: bool) -> None:
