@@ -63,7 +63,7 @@ async def test_pick_two_ports_append_and_reload(tmp_path: Path) -> None:
         assert "  # Added by kportforward on 2026-09-21 14:13 UTC from namespace shop" in after
         names = [s.name for s in load_config(str(path)).forwards]
         assert names == ["api", "api-2", "orders"]
-        assert "Added api-2, orders" in screen_text(app)
+        assert any("Added api-2, orders to" in n.message for n in app._notifications)
 
 
 async def test_discovery_errors_and_refusals_are_one_line_and_write_nothing(
