@@ -335,7 +335,10 @@ def latency_scale(latencies: Sequence[float]) -> str:
 
 
 def detail_fields(
-    status: ForwardStatus, now: float, web: Sequence[tuple[str, str]] = ()
+    status: ForwardStatus,
+    now: float,
+    web: Sequence[tuple[str, str]] = (),
+    tz: tzinfo | None = None,
 ) -> list[tuple[str, str]]:
     """The details screen's label/value pairs, in reading order.
 
@@ -353,7 +356,7 @@ def detail_fields(
         retry = f"in {format_duration(max(0.0, status.retry_at - now))}"
     uptime = uptime_text(status, now)
     if status.running_since is not None:
-        uptime += f"  (since {format_clock(status.running_since, None, now)})"
+        uptime += f"  (since {format_clock(status.running_since, tz, now)})"
     fields = [
         ("State", status_text(status, now)),
         ("Reason", reason_text(status) or NO_VALUE),

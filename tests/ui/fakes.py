@@ -154,7 +154,7 @@ class ScriptedSupervisor:
             "ready",
             pid=next(self._pids),
             running_since=self._clock(),
-            restarts=old.restarts + 1,
+            planned_restarts=old.planned_restarts + 1,  # as the real one: R is not a failure
         )
 
     async def reload(self, config: Config) -> None:

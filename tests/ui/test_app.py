@@ -241,9 +241,11 @@ async def test_details_log_and_help_screens() -> None:
         assert "PID          4101" in text and "kubectl RSS  30.0 MiB" in text
         assert "History (newest first)" in text and "kubectl spawned" in text
         await pilot.press("R")  # keys act on the forward of the details screen
-        await wait_for(pilot, lambda: "Restarts     1" in screen_text(app))
+        await wait_for(pilot, lambda: "Restarts     0 unplanned · 1 asked for" in screen_text(app))
         await pilot.press("l")
         assert isinstance(app.screen, LogScreen)
+        await pilot.press("l")  # a second l does not stack another log screen
+        assert sum(isinstance(s, LogScreen) for s in app.screen_stack) == 1
         await wait_for(pilot, lambda: "Forwarding from 127.0.0.1:8080" in screen_text(app))
         sup.logs["api"].append("15:00:05 Handling connection for 8080")
         await wait_for(pilot, lambda: "Handling connection for 8080" in screen_text(app))

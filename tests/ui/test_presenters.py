@@ -161,7 +161,7 @@ def test_filter_matches_name_namespace_type_state_group_all_words() -> None:
 def test_details_fields_and_history() -> None:
     _, statuses, _ = every_state_world()
     web = next(s for s in statuses if s.name == "web")
-    fields = dict(p.detail_fields(web, NOW))
+    fields = dict(p.detail_fields(web, NOW, tz=UTC))
     assert fields["Ports"] == "3001 → 80  (configured 3000)"
     assert fields["Port moved"] == "8080 held by pid 999 (python3)"
     assert fields["PID"] == "4102"

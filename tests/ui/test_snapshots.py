@@ -1,4 +1,5 @@
-"""Snapshot tests: the dashboard at 120x30 with a frozen clock, times in UTC, scripted supervisor.
+"""Snapshot tests: the dashboard at 80x24, 120x30 and 200x50 with a frozen clock, times in UTC, and
+a scripted supervisor.
 
 Update after an intended change with ``pytest tests/ui/test_snapshots.py --snapshot-update`` and
 look at the SVGs in ``tests/ui/__snapshots__/`` before committing them.
@@ -8,13 +9,16 @@ from __future__ import annotations
 
 from datetime import UTC
 
+import pytest
 from textual.pilot import Pilot
 
+from kportforward.kube.discover import Discovery, ServiceInfo, ServicePort
 from kportforward.ui.app import KPortForwardApp, make_app
 from tests.ui.fakes import FROZEN_NOW, ScriptedSupervisor, config_of, every_state_world
 from tests.ui.helpers import wait_for
 
 SIZE = (120, 30)
+SIZES = [(80, 24), (120, 30), (200, 50)]
 
 
 def every_state_app() -> KPortForwardApp:
@@ -35,13 +39,25 @@ async def started(pilot: Pilot) -> None:
     await pilot.pause()
 
 
-def test_table_with_every_state(snap_compare) -> None:
-    """One forward in each state, a moved port (*), an exposed forward (⚑), two clusters."""
-    assert snap_compare(every_state_app(), terminal_size=SIZE, run_before=started)
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_table_with_every_state(snap_compare, size: tuple[int, int]) -> None:
+    """One forward in each state, a moved port (*), an exposed forward (⚑), two clusters: the
+    columns that fit, the reason always, the selected row's whole reason in the strip."""
+
+    async def on_ghost(pilot: Pilot) -> None:
+        await started(pilot)
+        app = pilot.app
+        assert isinstance(app, KPortForwardApp)
+        app.main_screen.table.move_cursor_to("ghost")
+        await pilot.pause()
+
+    assert snap_compare(every_state_app(), terminal_size=size, run_before=on_ghost)
 
 
-def test_details_screen(snap_compare) -> None:
-    """Details of 'api': spec, figures, latency sparkline, history."""
+@pytest.mark.parametrize("size", [(80, 24), (120, 30)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_details_screen(snap_compare, size: tuple[int, int]) -> None:
+    """Details of 'api': spec, figures, latency sparkline with its scale, history (stacked
+    under the fields at 80 columns)."""
 
     async def open_details(pilot: Pilot) -> None:
         await started(pilot)
@@ -51,14 +67,45 @@ def test_details_screen(snap_compare) -> None:
         await pilot.press("enter")
         await pilot.pause()
 
-    assert snap_compare(every_state_app(), terminal_size=SIZE, run_before=open_details)
+    assert snap_compare(every_state_app(), terminal_size=size, run_before=open_details)
 
 
-def test_help_screen(snap_compare) -> None:
-    """The help modal over the table."""
+@pytest.mark.parametrize("size", [(80, 24), (120, 30)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_help_screen(snap_compare, size: tuple[int, int]) -> None:
+    """The help modal over the table, with its own footer."""
     assert snap_compare(
-        every_state_app(), terminal_size=SIZE, run_before=started, press=["question_mark"]
+        every_state_app(), terminal_size=size, run_before=started, press=["question_mark"]
     )
+
+
+def test_add_screen(snap_compare) -> None:
+    """The a screen: a namespace's service ports, two picked, the preview of what is appended."""
+    app = every_state_app()
+
+    async def discover(namespace: str | None) -> Discovery:
+        return Discovery(
+            "payments",
+            "kind-dev",
+            (
+                ServiceInfo("billing", "payments", (ServicePort(80, "http", 8080),)),
+                ServiceInfo("ledger", "payments", (ServicePort(50051, "grpc", "grpc"),)),
+                ServiceInfo("postgres", "payments", (ServicePort(5432, "postgres"),)),
+            ),
+        )
+
+    app.discover = discover  # type: ignore[method-assign]
+
+    async def pick(pilot: Pilot) -> None:
+        await started(pilot)
+        app.main_screen.table.move_cursor_to("billing")
+        await pilot.press("a")
+        await wait_for(
+            pilot, lambda: "3 ports" in str(app.screen.query_one("#add-status").render())
+        )
+        await pilot.press("space", "down", "space")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=pick)
 
 
 def test_empty_state(snap_compare) -> None:

@@ -67,8 +67,7 @@ class AddScreen(Screen[Appended | None]):
     def compose(self) -> ComposeResult:
         """Title, namespace box, status line, the service ports, the preview of the block."""
         yield Static(
-            f"[b]Add forwards[/b] from the cluster, appended to [b]{escape(self.path)}[/b] "
-            "(what is already there stays as it is)",
+            f"[b]Add forwards[/b] to {escape(self.path)}",
             id="add-title",
         )
         with Horizontal(id="add-form"):
@@ -162,7 +161,9 @@ class AddScreen(Screen[Appended | None]):
             f"localhost:{f.local_port}  {f.type}  (namespace {escape(f.namespace)})"
             for f in self.planned
         ]
-        self.query_one("#add-preview", Static).update("ctrl+s appends:\n" + "\n".join(lines))
+        self.query_one("#add-preview", Static).update(
+            "ctrl+s appends (nothing already in the file changes):\n" + "\n".join(lines)
+        )
 
     def action_cancel(self) -> None:
         """Back to the table, nothing written."""

@@ -82,7 +82,7 @@ class DetailsScreen(Screen[None]):
         web = self._web_rows(status) if self._web_rows is not None else []
         url = next((value for label, value in web if "://" in value), status.url)
         title.update(f"[b]{escape(status.name)}[/b]  {escape(url)}")
-        fields = detail_fields(status, now, web)
+        fields = detail_fields(status, now, web, self._tz)
         width = max(len(label) for label, _ in fields)
         room = self.query_one("#details-fields").size.width or 60
         lines = [

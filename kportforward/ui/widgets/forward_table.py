@@ -350,7 +350,12 @@ class ForwardTable(ScrollView, can_focus=True):
 
             cursor = base + self._style("forward-table--cursor")
             header = base + self._style("forward-table--header")
-            self._palette = (roles(base), roles(cursor), header)
+            # On the cursor's background the state colours lose their contrast (red on blue):
+            # the selected row keeps the cursor's colours, and bold where a state needs a person.
+            bold = cursor + Style(bold=True)
+            on_cursor = dict.fromkeys(("plain", "good", "busy", "idle", "dim"), cursor)
+            on_cursor.update(warn=bold, bad=bold, mark=bold)
+            self._palette = (roles(base), on_cursor, header)
         return self._palette
 
     def render_line(self, y: int) -> Strip:
@@ -397,7 +402,8 @@ class ForwardTable(ScrollView, can_focus=True):
             "name": palette["mark"] if cells.exposed else line,
             "status": palette[cells.tone],
             "local": palette["mark"] if cells.port_moved else line,
-            "reason": palette["dim"] if cells.tone == "good" else palette[cells.tone],
+            # Only a reason that needs a person is coloured; the others stay quiet.
+            "reason": palette[cells.tone] if cells.tone in ("warn", "bad") else palette["dim"],
             "namespace": palette["dim"],
             "group": palette["dim"],
         }
