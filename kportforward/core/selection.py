@@ -57,7 +57,9 @@ def select_forwards(
             if part
         )
         contexts = sorted({s.context or f"{current_context} (current)" for s in config.forwards})
-        namespaces = sorted({s.namespace or namespace_of(s.context) for s in config.forwards})
+        namespaces = sorted(
+            {s.namespace or namespace_of(s.context or current_context) for s in config.forwards}
+        )
         raise ArgumentError(
             f"no configured forward is in {wanted}",
             f"the forwards use contexts {', '.join(contexts)} and namespaces "
