@@ -4,8 +4,10 @@ Run: .venv/bin/python docs/screenshots/make_screenshots.py [--out docs/screensho
 
 Starts exactly what ``kportforward demo`` starts (the simulator with the demo world, the real
 kubectl through the real supervisor), opens the dashboard headless at 120x32, waits until every
-forward has settled, and saves ``dashboard.svg``, ``details.svg`` and ``help.svg`` with
-``App.save_screenshot``. Nothing of the user's kubeconfig or config is touched.
+forward has settled, and saves ``dashboard.svg``, ``details.svg``, ``help.svg``, ``add.svg`` (the
+``a`` screen listing the simulator's services through the API, two picked; nothing is appended)
+and ``dashboard-80x24.svg`` (the same table in a small terminal) with ``App.save_screenshot``.
+Nothing of the user's kubeconfig or config is touched.
 """
 
 from __future__ import annotations
@@ -51,7 +53,19 @@ async def shoot(app: KPortForwardApp, out: Path, detail: str) -> None:
         await pilot.press("question_mark")
         await pilot.pause(0.3)
         app.save_screenshot("help.svg", str(out))
-        await pilot.press("escape", "q")
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        await pilot.press("a")
+        await wait(lambda: "ports in" in str(app.screen.query_one("#add-status").render()))
+        await pilot.press("space", "down", "down", "space")
+        await pilot.pause(0.3)
+        app.save_screenshot("add.svg", str(out))
+        await pilot.press("escape")
+        await pilot.pause(0.2)
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.5)
+        app.save_screenshot("dashboard-80x24.svg", str(out))
+        await pilot.press("q")
         await wait(lambda: not app.is_running)
 
 
@@ -67,9 +81,14 @@ def main() -> int:
         raise SystemExit("kubectl is needed (the demo runs the real one)")
     with demo_environment() as (_sim, config_path, kubeconfig):
         supervisor = Supervisor(load_config(), kubectl=kubectl, kubeconfig=str(kubeconfig))
-        app = make_app(supervisor, config_path=str(config_path), handle_signals=False)
+        app = make_app(
+            supervisor,
+            config_path=str(config_path),
+            handle_signals=False,
+            kubeconfig=str(kubeconfig),
+        )
         asyncio.run(shoot(app, out, args.details))
-    for name in ("dashboard.svg", "details.svg", "help.svg"):
+    for name in ("dashboard.svg", "details.svg", "help.svg", "add.svg", "dashboard-80x24.svg"):
         print(out / name)
     return 0
 

@@ -136,10 +136,8 @@ def selection_line(status: ForwardStatus, now: float) -> tuple[str, str, str]:
     head = status_text(status, now)
     tone = TONES[status.state]
     if status.state is ForwardState.RUNNING:
-        parts = [status.url]
-        if status.pod:
-            parts.append(f"pod {status.pod}")
-        parts.append(f"up {uptime_text(status, now)}")
+        parts = [f"pod {status.pod}"] if status.pod else []
+        parts += [f"up {uptime_text(status, now)}", status.url]
         if status.restarts:
             parts.append(
                 f"{status.restarts} unplanned restart{'s' if status.restarts != 1 else ''}"

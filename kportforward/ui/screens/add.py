@@ -106,11 +106,15 @@ class AddScreen(Screen[Appended | None]):
             box.value = found.namespace
         options: list[Selection[int]] = []
         self._ports.clear()
+        existing = self._forwarded(found.namespace)
         for service in found.services:
             for port in service.ports:
-                label = f"{service.name:<28} {port.port:>5}"
-                if port.name:
-                    label += f"  {port.name}"
+                label = f"{service.name:<28} {port.port:>5}  {port.name:<10}"
+                already = existing.get((service.name, port.port)) or existing.get(
+                    (service.name, port.name)
+                )
+                if already:
+                    label += f"  already forwarded as {already}"
                 options.append(Selection(label, len(self._ports)))
                 self._ports.append((service.name, port.port, port.name, port.app_protocol))
         listing = self.query_one("#add-list", SelectionList)
@@ -128,6 +132,18 @@ class AddScreen(Screen[Appended | None]):
             status = f"No service with a TCP port in namespace [b]{escape(found.namespace)}[/b]"
         self.query_one("#add-status", Static).update(status)
         self._replan()
+
+    def _forwarded(self, namespace: str) -> dict[tuple[str, int | str], str]:
+        """(service, port) → the configured forward that already reaches it."""
+        out: dict[tuple[str, int | str], str] = {}
+        for spec in self._config().forwards:
+            kind, _, name = spec.target.partition("/")
+            if kind.lower() in ("service", "svc", "services") and spec.namespace in (
+                namespace,
+                None,
+            ):
+                out.setdefault((name, spec.target_port), spec.name)
+        return out
 
     @on(Input.Submitted, "#add-namespace")
     def _namespace_chosen(self, event: Input.Submitted) -> None:

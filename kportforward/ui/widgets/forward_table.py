@@ -155,6 +155,7 @@ class ForwardTable(ScrollView, can_focus=True):
         if second != self._tick:
             self._tick = second
             self.refresh()
+            self.post_message(self.Highlighted(self._cursor_name))  # the strip's uptime too
 
     # --- sorting, filtering, cursor ---------------------------------------------------------
 
