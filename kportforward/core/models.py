@@ -195,3 +195,5 @@ class ClusterStatus:
     reachable: bool | None = None
     """None until the first probe answers."""
     reason: str = ""
+    fix: str = ""
+    """When the credentials fail: the command that fixes them (``aws sso login --profile dev``)."""

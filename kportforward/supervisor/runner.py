@@ -107,7 +107,7 @@ class RunnerHost(Protocol):
     def argv(self, runner: ForwardRunner, port: int) -> list[str]:
         """The kubectl argv for this forward on ``port``."""
 
-    def cluster_down(self, runner: ForwardRunner, reason: str) -> None:
+    def cluster_down(self, runner: ForwardRunner, reason: str, *, auth: bool) -> None:
         """kubectl said the forward's cluster is unreachable or rejects the credentials."""
 
     def watch_state(self, runner: ForwardRunner) -> None:
@@ -214,7 +214,7 @@ class ForwardRunner:
         elif isinstance(effect, lc.Probe):
             self._start_probe(effect.pid)
         elif isinstance(effect, lc.ReportClusterDown):
-            self.host.cluster_down(self, effect.reason)
+            self.host.cluster_down(self, effect.reason, auth=effect.auth)
 
     def _task(self, coro: Any, what: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{what} {self.spec.name}")
