@@ -41,13 +41,11 @@ def _platform(platform: Platform | None) -> Platform:
 def _first_available(
     candidates: list[list[str]], env: Env, which: Callable[[str, str | None], str | None]
 ) -> list[str] | None:
+    """The first candidate whose tool exists, with the tool's full path in ``argv[0]``."""
     for argv in candidates:
-        exe = argv[0]
-        if os.path.isabs(exe) or os.sep in exe:
-            if os.path.exists(exe) or which(exe, env.get("PATH")):
-                return argv
-        elif which(exe, env.get("PATH")):
-            return argv
+        found = which(argv[0], env.get("PATH"))
+        if found:
+            return [found, *argv[1:]]
     return None
 
 
