@@ -126,6 +126,12 @@ class Platform:
         the parent-death signal where the OS has one (unless ``KPORTFORWARD_NO_PDEATHSIG=1``)."""
         raise NotImplementedError
 
+    def group_kwargs(self) -> dict[str, Any]:
+        """Process-creation keywords for a child in a process group of its own (POSIX: a new
+        session; Windows: a new process group), without anything else ``spawn_options`` adds.
+        For helpers we start (credential plugins, browsers, the watchdog)."""
+        raise NotImplementedError
+
     def stop_plan(
         self, interrupt_wait: float = 1.0, term_wait: float = 0.5
     ) -> tuple[StopStep, ...]:

@@ -16,7 +16,6 @@ import contextlib
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 from collections.abc import Callable
 from typing import Any
@@ -78,7 +77,7 @@ def open_url(
     argv = _first_available(p.open_url_commands(target), env, which)
     if argv is None:
         return ActionResult(False, p.missing_tool_hint("open"))
-    return _run(argv, None, run, f"opened {target} with {os.path.basename(argv[0])}")
+    return _run(p, argv, None, run, f"opened {target} with {os.path.basename(argv[0])}")
 
 
 def copy_text(
@@ -97,10 +96,12 @@ def copy_text(
     argv = _first_available(p.copy_commands(env), env, which)
     if argv is None:
         return ActionResult(False, p.missing_tool_hint("copy"))
-    return _run(argv, p.copy_input(text), run, f"copied with {os.path.basename(argv[0])}")
+    return _run(p, argv, p.copy_input(text), run, f"copied with {os.path.basename(argv[0])}")
 
 
-def _run(argv: list[str], stdin: bytes | None, run: Runner, done: str) -> ActionResult:
+def _run(
+    platform: Platform, argv: list[str], stdin: bytes | None, run: Runner, done: str
+) -> ActionResult:
     name = os.path.basename(argv[0])
     # stderr to a file, not a pipe: xclip/xsel fork a child that serves the selection and would
     # hold a pipe open; we wait for the tool's own exit, not for EOF.
@@ -111,7 +112,7 @@ def _run(argv: list[str], stdin: bytes | None, run: Runner, done: str) -> Action
                 stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=err,
-                **_detached(),
+                **platform.group_kwargs(),
             )
         except OSError as exc:
             return ActionResult(False, f"{name} failed: {exc.strerror or exc}", tuple(argv))
@@ -131,9 +132,3 @@ def _run(argv: list[str], stdin: bytes | None, run: Runner, done: str) -> Action
             why = lines[-1][:200] if lines else f"exit code {code}"
             return ActionResult(False, f"{name} failed: {why}", tuple(argv))
     return ActionResult(True, done, tuple(argv))
-
-
-def _detached() -> dict[str, Any]:
-    if sys.platform == "win32":
-        return {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP}
-    return {"start_new_session": True}

@@ -203,11 +203,8 @@ class OrphanGuard:
             "stderr": subprocess.DEVNULL,
             "close_fds": True,
         }
-        if self.platform.name == "win32":
-            # Its own group: a Ctrl-C in our console must not reach it.
-            kwargs["creationflags"] = self.platform.spawn_options([]).kwargs["creationflags"]
-        else:
-            kwargs["start_new_session"] = True
+        # Its own session/group: a Ctrl-C (or SIGHUP) for our terminal must not reach it.
+        kwargs.update(self.platform.group_kwargs())
         try:
             self._proc = self._popen(watchdog_argv(grace=self._grace), **kwargs)
         except OSError as exc:

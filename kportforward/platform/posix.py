@@ -19,7 +19,7 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from kportforward.platform.base import (
     NO_PDEATHSIG_ENV,
@@ -69,6 +69,10 @@ class PosixPlatform(Platform):
         """A new session (so our terminal's Ctrl-C does not reach kubectl and its group can be
         signalled as one); Linux adds the parent-death signal."""
         return SpawnOptions(list(argv), {"start_new_session": True, "preexec_fn": None})
+
+    def group_kwargs(self) -> dict[str, Any]:
+        """A new session: our terminal's signals do not reach it and its group is its own."""
+        return {"start_new_session": True}
 
     def stop_plan(
         self, interrupt_wait: float = 1.0, term_wait: float = 0.5

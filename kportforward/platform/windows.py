@@ -14,7 +14,7 @@ import ntpath
 import os
 import sys
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from kportforward.platform.base import (
     BindStep,
@@ -72,6 +72,10 @@ class WindowsPlatform(Platform):
         """A new process group (so CTRL_BREAK_EVENT reaches only kubectl). No console flags: a
         child without our console could not receive the break event."""
         return SpawnOptions(list(argv), {"creationflags": CREATE_NEW_PROCESS_GROUP})
+
+    def group_kwargs(self) -> dict[str, Any]:
+        """A new process group: a Ctrl-C in our console does not reach it."""
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP}
 
     def stop_plan(
         self, interrupt_wait: float = 1.0, term_wait: float = 0.5

@@ -95,6 +95,12 @@ def test_windows_uses_a_new_process_group_and_no_posix_keywords():
     assert opts.kwargs == {"creationflags": 0x00000200}
 
 
+def test_helpers_get_a_group_of_their_own_without_the_parent_death_signal():
+    assert for_name("linux").group_kwargs() == {"start_new_session": True}
+    assert for_name("darwin").group_kwargs() == {"start_new_session": True}
+    assert for_name("win32").group_kwargs() == {"creationflags": 0x00000200}
+
+
 # -- stop plans -------------------------------------------------------------------------------
 
 
@@ -379,6 +385,7 @@ def test_every_platform_implements_the_whole_interface():
             impl = getattr(type(plat), method)
             if getattr(Platform, method) is impl and method in {
                 "spawn_options",
+                "group_kwargs",
                 "stop_plan",
                 "signal",
                 "paths",
