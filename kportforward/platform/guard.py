@@ -125,8 +125,10 @@ class OrphanGuard:
         with self._lock:
             if self._children.pop(pid, None) is None:
                 return
-            if self._proc is not None:
-                self._send(f"- {pid}\n", restart=False)
+            if self.enabled and (self._children or self._proc is not None):
+                # With children left, a watchdog that died since the last registration is
+                # replaced here, so they are guarded again.
+                self._send(f"- {pid}\n", restart=bool(self._children))
             if not self._children:
                 self._retire()
 

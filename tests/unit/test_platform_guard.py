@@ -185,3 +185,18 @@ async def test_kubectl_is_registered_with_its_group_and_forgotten_on_exit(tmp_pa
     assert await asyncio.wait_for(proc.stop(2.0, 1.0), 10) == -signal.SIGINT
     assert guard.children == []
     assert _gone(dog)
+
+
+def test_a_watchdog_lost_between_registrations_is_replaced_on_the_next_unregister(guard, children):
+    a, b = children(), children()
+    guard.register(a.pid)
+    guard.register(b.pid)
+    first = guard.watchdog_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    assert _gone(first)
+    guard.unregister(a.pid)  # b is still running: it must be guarded again
+    assert guard.watchdog_pid not in (None, first) and guard.starts == 2
+    guard.close()
+    assert b.wait(5) == -signal.SIGTERM
+    assert a.poll() is None, "a was unregistered: the new watchdog never heard of it"
