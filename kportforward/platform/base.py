@@ -212,6 +212,8 @@ def ensure_private_dir(path: Path) -> Path:
     The runtime directory holds the control socket: anyone who can reach it controls our
     port-forwards, so a world-writable or foreign directory there is an error, not a warning.
     """
+    if path.is_symlink():  # someone else may have planted it (in a shared /tmp)
+        raise PermissionError(f"{path} is a symbolic link; remove it or set XDG_RUNTIME_DIR")
     path.mkdir(parents=True, exist_ok=True, mode=0o700)
     if hasattr(os, "getuid"):
         st = path.stat()

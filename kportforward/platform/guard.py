@@ -87,6 +87,7 @@ class OrphanGuard:
         self._proc: subprocess.Popen[bytes] | None = None
         self._retired: list[subprocess.Popen[bytes]] = []
         self._warned = False
+        self._crashes = 0
         self.starts = 0
         """How many watchdog processes were started (one per busy period)."""
 
@@ -179,6 +180,8 @@ class OrphanGuard:
         for _ in range(2):
             proc = self._proc
             if proc is None or proc.poll() is not None:
+                if proc is not None and not self._survivable(proc):
+                    return False
                 if not restart:
                     return False
                 proc = self._start()
@@ -195,6 +198,27 @@ class OrphanGuard:
                 # It died (someone killed it): start another, which gets every child again.
                 self._warn("the watchdog process died; starting another")
                 self._discard(proc)
+                if proc.poll() is not None and not self._survivable(proc):
+                    return False
+        return False
+
+    def _survivable(self, proc: subprocess.Popen[bytes]) -> bool:
+        """False (and the watchdog turned off) once it has *exited* with an error three times:
+        it cannot start here (e.g. psutil missing for this interpreter), and starting it on
+        every spawn would cost an interpreter each time. Being killed is not counted."""
+        code = proc.returncode
+        if code is None or code <= 0:
+            return True
+        self._crashes += 1
+        self._discard(proc)
+        if self._crashes < 3:
+            return True
+        self.enabled = False
+        self._warned = False  # this one must be seen
+        self._warn(
+            f"the watchdog exits with code {code} at start (is psutil installed for "
+            f"{sys.executable}?); running without it"
+        )
         return False
 
     def _start(self) -> subprocess.Popen[bytes] | None:

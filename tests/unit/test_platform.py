@@ -245,6 +245,14 @@ def test_windows_paths_without_appdata_fall_back_to_the_profile():
     assert str(p.temp_dir) == r"C:\Users\bob\AppData\Local\Temp"
 
 
+def test_a_planted_symlink_is_refused_as_the_runtime_dir(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "run").symlink_to(elsewhere)
+    with pytest.raises(PermissionError, match="symbolic link"):
+        ensure_private_dir(tmp_path / "run")
+
+
 def test_private_dir_is_created_0700_and_tightened(tmp_path):
     made = ensure_private_dir(tmp_path / "a" / "run")
     assert stat.S_IMODE(made.stat().st_mode) == 0o700

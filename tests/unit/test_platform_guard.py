@@ -200,3 +200,25 @@ def test_a_watchdog_lost_between_registrations_is_replaced_on_the_next_unregiste
     guard.close()
     assert b.wait(5) == -signal.SIGTERM
     assert a.poll() is None, "a was unregistered: the new watchdog never heard of it"
+
+
+def test_a_watchdog_that_cannot_start_is_given_up_after_three_tries(caplog):
+    """E.g. psutil missing for this interpreter: it exits with an error at once. The guard must
+    not start an interpreter per spawn forever."""
+
+    def broken_popen(argv, **kwargs):
+        return subprocess.Popen([sys.executable, "-c", "import sys; sys.exit(3)"], **kwargs)
+
+    g = OrphanGuard(for_name("linux"), env={}, popen=broken_popen, start_time=lambda pid: 1.0)
+    try:
+        for pid in range(100_001, 100_008):
+            g.register(pid)
+            deadline = time.monotonic() + 10
+            while g._proc is not None and g._proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert g.starts == 3
+        assert not g.enabled
+        assert "exits with code 3 at start" in caplog.text
+        assert "watchdog off" in g.describe()
+    finally:
+        g.close()
