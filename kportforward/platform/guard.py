@@ -76,6 +76,7 @@ class OrphanGuard:
         self.platform = platform
         env = os.environ if env is None else env
         self.enabled = not env_flag(env, NO_WATCHDOG_ENV)
+        self._off_reason = NO_WATCHDOG_ENV
         self._popen = popen
         self._job_factory = job_factory
         self._job: Any = None
@@ -148,7 +149,7 @@ class OrphanGuard:
         n = len(self._children)
         parts = []
         if not self.enabled:
-            parts.append(f"watchdog off ({NO_WATCHDOG_ENV})")
+            parts.append(f"watchdog off ({self._off_reason})")
         elif self.watchdog_pid:
             parts.append(f"watchdog pid {self.watchdog_pid}")
         if self._job is not None:
@@ -214,6 +215,7 @@ class OrphanGuard:
         if self._crashes < 3:
             return True
         self.enabled = False
+        self._off_reason = f"it exited with code {code} three times"
         self._warned = False  # this one must be seen
         self._warn(
             f"the watchdog exits with code {code} at start (is psutil installed for "
