@@ -12,7 +12,6 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
@@ -38,7 +37,9 @@ def resolve_kubectl(path: str | None) -> str:
                 f"--kubectl {path}: not an executable file", "chmod +x it or pass another path"
             )
         return full
-    found = shutil.which("kubectl")
+    from kportforward.platform import current
+
+    found = current().find_kubectl()  # kubectl.exe on Windows
     if found is None:
         raise KubectlNotFoundError(
             "kubectl not found on PATH", "install kubectl or pass --kubectl PATH"
@@ -100,7 +101,10 @@ async def run_headless(
 
     installed = []
     if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if sys.platform != "win32":  # no SIGHUP there (and no loop signal handlers at all)
+            wanted.append(signal.SIGHUP)
+        for sig in wanted:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
