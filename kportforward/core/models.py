@@ -72,6 +72,9 @@ class Settings:
 
     monitoring_interval: float = 1.0
     """Seconds between probes through each tunnel."""
+    keep_alive: float = 60.0
+    """Every tunnel carries a stream (a probe) at least this often, so a kubelet's or a load
+    balancer's idle timeout never cuts a tunnel the user is not using right now."""
     refresh_rate: float = 0.25
     """Seconds between refreshes of time-based cells in the dashboard."""
     theme: str = "dark"

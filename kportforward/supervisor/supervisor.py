@@ -120,7 +120,10 @@ class Supervisor:
             kubeconfig, self._cluster_changed, probe_access, cluster_backoff or access_backoff
         )
         self.prober = TunnelProber(
-            lambda: self.tuning.monitoring_interval, self.cluster_key, probe_budget
+            lambda: self.tuning.monitoring_interval,
+            self.cluster_key,
+            probe_budget,
+            keep_alive=lambda: self.config.settings.keep_alive,
         )
         self._runners: dict[str, ForwardRunner] = {}
         self._rejected: set[str] = set()
