@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from kportforward.core.states import ForwardState
 
 FORWARD_TYPES = ("rest", "rpc", "web", "other")
+POD_KINDS = ("pod", "pods", "po")
+"""kubectl's spellings of a pod target."""
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -36,6 +38,12 @@ class ForwardSpec:
     def kind(self) -> str:
         """The target's kind as written (``service``, ``svc``, ``pod`` …)."""
         return self.target.split("/", 1)[0]
+
+    @property
+    def targets_pod(self) -> bool:
+        """True when the target is one pod (``pod/NAME``, ``po/NAME``, or a bare ``NAME``, which
+        kubectl reads as a pod), not a service or workload that picks one."""
+        return "/" not in self.target or self.kind.lower() in POD_KINDS
 
     @property
     def url(self) -> str:

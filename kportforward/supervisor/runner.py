@@ -297,7 +297,7 @@ class ForwardRunner:
         if proc.pid != self.record.pid:
             return
         self._connections_before += proc.connections
-        why = proc.classify(pod_target=self.spec.kind.lower() in ("pod", "po", "pods"))
+        why = proc.classify(pod_target=self.spec.targets_pod)
         kind = why.failure.value
         reason = why.reason
         if why.failure is Failure.REFUSED:
