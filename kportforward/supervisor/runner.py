@@ -36,8 +36,6 @@ class Tuning:
 
     monitoring_interval: float = 1.0
     probe_timeout: float = 0.5
-    degraded_reprobe: float = 0.0
-    """Unused since the confirming probe follows at once (kept for callers)."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
     spawn_window: float = 0.5
