@@ -108,9 +108,10 @@ class ClusterRegistry:
 
     # -- which cluster ----------------------------------------------------------------------------
 
-    def kubeconfig_of(self, spec: ForwardSpec) -> str | None:
-        """The kubeconfig path the forward's kubectl reads (None: the default lookup)."""
-        path = spec.kubeconfig or self.default_kubeconfig
+    def kubeconfig_of(self, spec: ForwardSpec | None) -> str | None:
+        """The kubeconfig path the forward's kubectl reads (None: the default lookup); with no
+        spec, the one forwards without a ``kubeconfig`` of their own read."""
+        path = (spec.kubeconfig if spec else None) or self.default_kubeconfig
         return os.path.expanduser(path) if path else None
 
     def key_of(self, spec: ForwardSpec) -> ClusterKey:

@@ -392,7 +392,7 @@ class Supervisor:
 
     def _kubeconfigs(self) -> list[str | None]:
         keys = [self.registry.kubeconfig_of(s) for s in self.config.forwards]
-        return list(dict.fromkeys([self.registry.kubeconfig_of(_DEFAULT_SPEC), *keys]))
+        return list(dict.fromkeys([self.registry.kubeconfig_of(None), *keys]))
 
     def _port_moved(self, message: str) -> None:
         self._notice("warning", message)
@@ -610,10 +610,6 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 kclient.forget_client(kubeconfig, context)
         gc.collect()  # the pools close their sockets when collected
-
-
-_DEFAULT_SPEC = ForwardSpec("(default)", "pod/x", 1, 1)
-"""A spec with no kubeconfig of its own: the supervisor's default kubeconfig is always watched."""
 
 
 def _tuning_for(config: Config) -> Tuning:
