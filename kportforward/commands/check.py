@@ -26,12 +26,7 @@ COLUMNS = ("NAME", "TARGET", "NAMESPACE", "PORTS", "TYPE", "CONTEXT", "GROUP")
 def main(args: argparse.Namespace) -> int:
     """Run the command; 0 when the config is valid (warnings allowed), 2 when anything is not."""
     json_output = bool(getattr(args, "json", False))
-    try:
-        config = load_config(getattr(args, "config", None))
-    except ConfigError as exc:
-        if json_output:
-            print_json_failure(exc)
-        raise
+    config = load_config(getattr(args, "config", None))  # errors: the CLI prints them (JSON too)
     try:
         code = _print(config, json_output=json_output)
         sys.stdout.flush()  # inside the try: a closed pipe must not surface at exit
@@ -45,7 +40,7 @@ def main(args: argparse.Namespace) -> int:
 
 
 def print_json_failure(exc: KPortForwardError) -> None:
-    """The JSON document for a failure that happened before any config was read."""
+    """The JSON document for a failure before any forward was checked (the CLI calls it)."""
     error: dict[str, Any] = {"message": str(exc)}
     if isinstance(exc, ConfigError):
         error.update(file=exc.path, line=exc.line, key=exc.key)
