@@ -236,6 +236,8 @@ def _entry(
     try:
         items = ctx.mappings.items(node, keypath)
     except ConfigError as exc:  # a duplicate key, a bad merge: this forward only
+        if ctx.mappings.exhausted:
+            raise  # the document as a whole is too big once merged
         return (), (("", exc),)
     found: list[tuple[str, Field]] = []
     errors: list[tuple[str, ConfigError]] = []

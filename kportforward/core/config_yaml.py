@@ -187,6 +187,11 @@ class Mappings:
         self._memo: dict[int, Items | ConfigError] = {}
         self._budget = MAX_MERGED_KEYS
 
+    @property
+    def exhausted(self) -> bool:
+        """True once merges produced more than :data:`MAX_MERGED_KEYS`: the whole file is bad."""
+        return self._budget < 0
+
     def items(self, node: yaml.MappingNode, keypath: str) -> Items:
         """``(key, key_node, value_node)`` of a mapping, merges applied, duplicate keys refused.
 
@@ -349,7 +354,7 @@ def _int(text: str) -> int:
     body = digits[1:] if digits[:1] in "+-" and digits else digits
     if len(body) > MAX_NUMBER_CHARS:
         raise BadScalar(
-            f"a {len(body)}-digit number", "write a number of sensible size (a port: 1-65535)"
+            f"a {len(body)}-digit number", "write a number of sensible size"
         )
     if ":" in body:
         raise BadScalar(
