@@ -325,7 +325,8 @@ class RemoteDefaults:
         if self.notice:
             warnings = (ConfigWarning(self.notice),)
         if self._good is None:
-            source = ParsedSource(f"{self.url} (unavailable)", warnings=warnings)
+            state = "unavailable" if self.notice else "not fetched yet"
+            source = ParsedSource(f"{self.url} ({state})", warnings=warnings)
         else:
             parsed = config_mod.parse_config_text(self._good.text, self.url)
             extra: tuple[ConfigWarning, ...] = ()

@@ -353,9 +353,7 @@ def _int(text: str) -> int:
     sign = -1 if digits[:1] == "-" else 1
     body = digits[1:] if digits[:1] in "+-" and digits else digits
     if len(body) > MAX_NUMBER_CHARS:
-        raise BadScalar(
-            f"a {len(body)}-digit number", "write a number of sensible size"
-        )
+        raise BadScalar(f"a {len(body)}-digit number", "write a number of sensible size")
     if ":" in body:
         raise BadScalar(
             f"{text} is a base-60 number in YAML 1.1 (it would read as {_sexagesimal(body, sign)})",
