@@ -229,6 +229,8 @@ def _run_command(args: argparse.Namespace) -> int:
             getattr(args, "config", None),
             fetch_now=args.command in ("run", "check"),
         )
+    if args.command == "run" and _nothing_can_run(args):
+        return 2
     stats = None
     if args.command in _LONG_RUNNING:
         from kportforward import debugstats
@@ -250,6 +252,19 @@ def _run_command(args: argparse.Namespace) -> int:
     finally:
         if stats is not None:
             stats.stop()
+
+
+def _nothing_can_run(args: argparse.Namespace) -> bool:
+    """True (after listing every problem) when forwards are configured but none of them can run."""
+    from kportforward.core.config import load_config
+
+    config = load_config(getattr(args, "config", None))
+    if config.forwards or not config.rejected:
+        return False
+    for problem in config.rejected:
+        log.error("%s", problem.message)
+        print(f"kportforward: error: {problem.message}", file=sys.stderr)
+    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

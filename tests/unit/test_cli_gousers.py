@@ -161,3 +161,18 @@ def test_debug_stats_log_memory_and_write_heap_snapshots(
 def test_nothing_asked_nothing_started() -> None:
     assert debugstats.start(DebugOptions()) is None
     assert debugstats.start(DebugOptions(mem_stats_interval=0.0)) is None
+
+
+def test_run_lists_every_problem_when_no_forward_can_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "portForwards:\n"
+        "  a: {target: svc/a, targetPort: 80, localPort: 0}\n"
+        "  b: {target: svc/b, targetPort: '²', localPort: 2}\n"
+    )
+    result = run_cli("run", "--config", str(cfg), timeout=30)
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert len(lines) == 2 and "Traceback" not in result.stderr
+    assert "c.yaml:2: portForwards.a.localPort" in lines[0]
+    assert "c.yaml:3: portForwards.b.targetPort" in lines[1]
