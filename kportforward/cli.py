@@ -229,7 +229,8 @@ def _run_command(args: argparse.Namespace) -> int:
             getattr(args, "config", None),
             fetch_now=args.command in ("run", "check"),
         )
-    if args.command == "run" and _nothing_can_run(args):
+    # Forwards configured, none usable: say why now rather than open an empty dashboard/run.
+    if args.command in (None, "dashboard", "run") and _nothing_can_run(args):
         return 2
     stats = None
     if args.command in _LONG_RUNNING:
