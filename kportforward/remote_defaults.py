@@ -31,11 +31,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import http.client
 import json
 import logging
 import os
 import ssl
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -151,7 +153,7 @@ def fetch(
         raise
     except ssl.SSLCertVerificationError as exc:
         raise RemoteError(f"certificate not trusted: {exc.verify_message}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+    except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or exc
         if isinstance(reason, ssl.SSLCertVerificationError):
             raise RemoteError(f"certificate not trusted: {reason.verify_message}") from None
@@ -276,12 +278,7 @@ class RemoteDefaults:
         """Fetch synchronously (blocking up to the timeout); True when a new copy was installed."""
         good = self._good
         try:
-            got = fetch(
-                self.url,
-                etag=good.etag if good else None,
-                last_modified=good.last_modified if good else None,
-                timeout=self.timeout,
-            )
+            got = self._fetch_bounded(good)
         except RemoteError as exc:
             fallback = (
                 f"using the copy cached {_when(good.fetched_at)}"
@@ -303,6 +300,37 @@ class RemoteDefaults:
         self._good = CachedCopy(self.url, got.text, got.etag, got.last_modified, time.time())
         self._install()
         return True
+
+    def _fetch_bounded(self, good: CachedCopy | None) -> Fetched:
+        """:func:`fetch` with a hard wall-clock bound: a server that trickles its headers byte by
+        byte defeats per-read socket timeouts, so the fetch runs on a daemon thread we stop
+        waiting for (it ends on its own at the next socket timeout)."""
+        box: list[Fetched | RemoteError] = []
+
+        def work() -> None:
+            try:
+                box.append(
+                    fetch(
+                        self.url,
+                        etag=good.etag if good else None,
+                        last_modified=good.last_modified if good else None,
+                        timeout=self.timeout,
+                    )
+                )
+            except RemoteError as exc:
+                box.append(exc)
+            except Exception as exc:  # never let a surprise escape the thread silently
+                box.append(RemoteError(f"cannot fetch: {type(exc).__name__}: {exc}"))
+
+        thread = threading.Thread(target=work, name="remote-defaults", daemon=True)
+        thread.start()
+        thread.join(self.timeout + 0.5)
+        if not box:
+            raise RemoteError(f"no answer within {self.timeout:g}s")
+        result = box[0]
+        if isinstance(result, RemoteError):
+            raise result
+        return result
 
     async def refresh(self, config_path: str | os.PathLike[str] | None = None) -> Config | None:
         """Fetch in a worker thread; the new merged Config when it changed, else None.

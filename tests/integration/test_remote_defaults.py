@@ -72,6 +72,14 @@ def _handler(site: Site) -> type[http.server.BaseHTTPRequestHandler]:
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             site.requests.append((self.path, dict(self.headers)))
+            if self.path == "/trickle":  # headers one byte at a time: per-read timeouts never fire
+                try:
+                    for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 40:
+                        self.wfile.write(bytes([byte]))
+                        time.sleep(0.2)
+                except OSError:
+                    pass
+                return
             if site.delay:
                 time.sleep(site.delay)
             status, headers, body = site.routes.get(self.path, (404, {}, b"not found"))
@@ -204,6 +212,12 @@ def test_a_slow_server_times_out(site: Site) -> None:
     assert remote.notice is not None and "no answer within 1s" in remote.notice
     assert "embedded defaults" in remote.notice
     assert load_config().forwards == ()
+
+
+def test_a_trickling_server_cannot_outlast_the_timeout(site: Site) -> None:
+    remote = remote_defaults.RemoteDefaults(site.base + "/trickle", timeout=1.0)
+    assert remote.fetch_now() is False
+    assert remote.notice is not None and "no answer within 1s" in remote.notice
 
 
 def test_a_redirect_from_https_to_http_is_refused(site: Site) -> None:
