@@ -252,6 +252,8 @@ class _ConfigCache:
         self.results: dict[_Key, tuple[tuple[_Sig, _Sig, _Sig], Config | ConfigError]] = {}
         # raw environment values -> where the user file is: resolving costs more than a stat
         self.where: dict[tuple[str | None, ...], UserPaths] = {}
+        # Notes about which user file is used are said once per process, not on every reload.
+        self.noted: set[str] = set()
         self.hits = 0
         self.misses = 0
 
@@ -270,7 +272,8 @@ class _ConfigCache:
                 chosen = self.user_file(user, required, fallback, sigs)
                 if chosen is not None:
                     sources.append(self.file(chosen[0], chosen[1]))
-                    notes = chosen[2]
+                    notes = tuple(n for n in chosen[2] if n.message not in self.noted)
+                    self.noted.update(n.message for n in notes)
                 if explicit is not None:
                     sources.append(self.file(explicit, sigs[2]))
                 result = merge(sources, notes)
@@ -328,6 +331,7 @@ class _ConfigCache:
             self.files.clear()
             self.results.clear()
             self.where.clear()
+            self.noted.clear()
             self.hits = self.misses = 0
 
     def info(self) -> ConfigCacheInfo:

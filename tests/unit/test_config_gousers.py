@@ -223,6 +223,11 @@ def test_the_go_tools_file_is_used_when_ours_does_not_exist(
     assert [s.name for s in config.forwards] == ["ours"]
     (warning,) = config.warnings
     assert "differs" in warning.message and str(ours) in warning.message
+    # Once per process: a reload after an edit does not repeat it.
+    write(ours, OUR_FILE.replace("8081", "8082"))
+    config = load_config()
+    assert config.forward("ours").local_port == 8082
+    assert config.warnings == ()
 
 
 def test_identical_files_at_both_paths_say_nothing(hermetic_env: Path, split_xdg: Path) -> None:
