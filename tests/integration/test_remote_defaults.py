@@ -265,3 +265,23 @@ def test_the_cli_flag_the_user_setting_and_the_empty_url(site: Site, hermetic_en
     result = run_cli("check", "--config-url", "", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "team-api" not in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero", "directory", "garbage"])
+def test_a_hostile_cache_is_ignored_and_never_blocks(site: Site, kind: str) -> None:
+    url = serve(site, "/team.yaml", TEAM)
+    cache = Path(remote_cache_path(os.environ) or "")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "fifo":
+        os.mkfifo(cache)
+    elif kind == "dev_zero":
+        cache.symlink_to("/dev/zero")
+    elif kind == "directory":
+        cache.mkdir()
+    else:
+        cache.write_bytes(b"# kportforward remote defaults cache {not json\n\x00\x01")
+    remote = remote_defaults.prepare(url, None, fetch_now=False)  # the dashboard's start
+    assert remote is not None
+    assert load_config().forwards == ()  # nothing usable cached: the embedded defaults
+    assert remote.fetch_now() is True  # the fetch still works; a bad cache path only logs
+    assert "team-api" in {s.name for s in load_config().forwards}
