@@ -41,6 +41,7 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {
         "version",
+        "ok",
         "sources",
         "monitoringIntervalSeconds",
         "uiOptions",
