@@ -117,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object per line per event")
     check = command("check", "validate the merged config and print the forwards")
     check.add_argument("--json", action="store_true", help="print the forwards as JSON")
+    check.add_argument(
+        "--offline", action="store_true", help="skip the kubeconfig and context checks"
+    )
     sim = command("sim", "run the cluster simulator in the foreground")
     sim.add_argument("--world", metavar="FILE", help="YAML world (default: the demo world)")
     sim.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (default: any)")
@@ -229,9 +232,6 @@ def _run_command(args: argparse.Namespace) -> int:
             getattr(args, "config", None),
             fetch_now=args.command in ("run", "check"),
         )
-    # Forwards configured, none usable: say why now rather than open an empty dashboard/run.
-    if args.command in (None, "dashboard", "run") and _nothing_can_run(args):
-        return 2
     stats = None
     if args.command in _LONG_RUNNING:
         from kportforward import debugstats
@@ -253,19 +253,6 @@ def _run_command(args: argparse.Namespace) -> int:
     finally:
         if stats is not None:
             stats.stop()
-
-
-def _nothing_can_run(args: argparse.Namespace) -> bool:
-    """True (after listing every problem) when forwards are configured but none of them can run."""
-    from kportforward.core.config import load_config
-
-    config = load_config(getattr(args, "config", None))
-    if config.forwards or not config.rejected:
-        return False
-    for problem in config.rejected:
-        log.error("%s", problem.message)
-        print(f"kportforward: error: {problem.message}", file=sys.stderr)
-    return True
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -27,6 +27,8 @@ def main(args: argparse.Namespace) -> int:
     """Run the command; 0 when the config is valid (warnings allowed), 2 when anything is not."""
     json_output = bool(getattr(args, "json", False))
     config = load_config(getattr(args, "config", None))  # errors: the CLI prints them (JSON too)
+    if not getattr(args, "offline", False):
+        config = _with_kube_problems(config, getattr(args, "kubeconfig", None))
     try:
         code = _print(config, json_output=json_output)
         sys.stdout.flush()  # inside the try: a closed pipe must not surface at exit
@@ -37,6 +39,33 @@ def main(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 0
+
+
+def _with_kube_problems(config: Config, explicit: str | None) -> Config:
+    """The config with every forward that cannot run with its kubeconfig (an unknown context, a
+    missing file) added to ``rejected``. Without any kubeconfig at all there is nothing to check
+    against: that is a warning, not an error (``check`` also runs on machines with no cluster)."""
+    from dataclasses import replace
+
+    from kportforward.commands.startup import forward_problems
+    from kportforward.core.models import ForwardProblem
+    from kportforward.kube.kubeconfig import kubeconfig_paths
+
+    if explicit is None and not any(p.exists() for p in kubeconfig_paths(None)):
+        if any(s.kubeconfig is None for s in config.forwards):
+            print(
+                "kportforward: warning: no kubeconfig found: contexts not checked "
+                "(pass --kubeconfig PATH, or --offline to skip this check)",
+                file=sys.stderr,
+            )
+        forwards = [s for s in config.forwards if s.kubeconfig is not None]
+    else:
+        forwards = list(config.forwards)
+    problems = forward_problems(forwards, explicit)
+    if not problems:
+        return config
+    found = tuple(ForwardProblem(name, problems[name]) for name in sorted(problems))
+    return replace(config, rejected=(*config.rejected, *found))
 
 
 def print_json_failure(exc: KPortForwardError) -> None:
