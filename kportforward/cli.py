@@ -11,7 +11,7 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from kportforward import __version__
 from kportforward.errors import ArgumentError, KPortForwardError
@@ -24,6 +24,8 @@ examples:
   kportforward check                 validate ~/.config/kportforward/config.yaml
   kportforward run --json            headless, one JSON object per event
   kportforward --config extra.yaml   the dashboard with extra.yaml merged over your config
+  kportforward --config-url https://example.com/team.yaml run
+                                     shared team defaults under your own file
 
 exit codes: 0 ok, 1 runtime failure, 2 bad input (config, arguments, kubeconfig, missing kubectl)
 """
@@ -50,6 +52,31 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
     parser.add_argument(
         "--log-file", metavar="PATH", default=default, help="write a log here (created 0600)"
+    )
+    parser.add_argument(
+        "--config-url",
+        metavar="URL",
+        default=default,
+        help="remote defaults merged under your config (https; '' for the embedded ones only)",
+    )
+    debug = parser.add_argument_group("debugging (the Go tool's flags)")
+    debug.add_argument(
+        "--mem-stats-interval",
+        metavar="D",
+        default=default,
+        help="log memory statistics every D (0 = off; 1s-24h)",
+    )
+    debug.add_argument(
+        "--heap-snapshot-dir", metavar="DIR", default=default, help="write heap snapshots here"
+    )
+    debug.add_argument(
+        "--heap-snapshot-interval",
+        metavar="D",
+        default=default,
+        help="take a tracemalloc heap snapshot every D (0 = off; 10s-24h)",
+    )
+    debug.add_argument(
+        "--pprof", metavar="ADDR", default=default, help="not available: use 'kportforward profile'"
     )
     parser.add_argument(
         "-v",
@@ -90,6 +117,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--json", action="store_true", help="one JSON object per line per event")
     check = command("check", "validate the merged config and print the forwards")
     check.add_argument("--json", action="store_true", help="print the forwards as JSON")
+    check.add_argument(
+        "--offline", action="store_true", help="skip the kubeconfig and context checks"
+    )
     sim = command("sim", "run the cluster simulator in the foreground")
     sim.add_argument("--world", metavar="FILE", help="YAML world (default: the demo world)")
     sim.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (default: any)")
@@ -120,22 +150,131 @@ _COMMANDS = {
 }
 
 
+# Commands that read the user's config (and so the remote defaults); demo uses its own world.
+_LOADS_CONFIG = {None, "dashboard", "run", "check"}
+# Commands that run long enough for the debug reports to mean something.
+_LONG_RUNNING = {None, "dashboard", "run", "demo"}
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args``, but an unknown option is named as such, never as a bad command.
+
+    argparse reads ``kportforward --swaggerui run`` fine, but ``--unknown VALUE`` makes VALUE look
+    like a command ("invalid choice"); the unknown option is the real problem, so say that.
+    """
+    try:
+        return parser.parse_args(argv)
+    except ArgumentError as exc:
+        unknown = _first_unknown_option(parser, argv)
+        if unknown is None or "unrecognized arguments" in exc.message:
+            raise
+        raise ArgumentError(
+            f"unknown option {unknown}", f"see '{parser.prog} --help' for the options"
+        ) from None
+
+
+def _first_unknown_option(parser: argparse.ArgumentParser, argv: list[str]) -> str | None:
+    known: set[str] = set()
+    stack = [parser]
+    while stack:
+        p = stack.pop()
+        known.update(p._option_string_actions)
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                stack.extend(action.choices.values())
+    for token in argv:
+        if token == "--":
+            break
+        if token.startswith("-") and token != "-" and token.split("=", 1)[0] not in known:
+            return token.split("=", 1)[0]
+    return None
+
+
+def _wants_check_json(argv: list[str]) -> bool:
+    return "check" in argv and "--json" in argv
+
+
+def _duration_arg(flag: str, value: str | None) -> float:
+    from kportforward.core.durations import parse_duration
+
+    if value is None:
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ArgumentError(f"{flag}: {exc}", "e.g. 30s, 5m or 1h; 0 turns it off") from None
+
+
+def _debug_options(args: argparse.Namespace) -> Any:
+    from kportforward.debugstats import DebugOptions
+
+    return DebugOptions(
+        _duration_arg("--mem-stats-interval", getattr(args, "mem_stats_interval", None)),
+        getattr(args, "heap_snapshot_dir", None),
+        _duration_arg("--heap-snapshot-interval", getattr(args, "heap_snapshot_interval", None)),
+    )
+
+
+def _run_command(args: argparse.Namespace) -> int:
+    """Set up what every command shares (remote defaults, debug reports), then run it."""
+    if getattr(args, "pprof", None) is not None:
+        raise ArgumentError(
+            "--pprof (Go's pprof server) has no Python counterpart",
+            "use 'kportforward profile' (cProfile and memory reports) or --heap-snapshot-dir",
+        )
+    options = _debug_options(args)
+    if args.command in _LOADS_CONFIG:
+        from kportforward import remote_defaults
+
+        # run and check wait for the fetch (5 s at most); the dashboard starts from the cache.
+        args.remote_defaults = remote_defaults.prepare(
+            getattr(args, "config_url", None),
+            getattr(args, "config", None),
+            fetch_now=args.command in ("run", "check"),
+        )
+    stats = None
+    if args.command in _LONG_RUNNING:
+        from kportforward import debugstats
+
+        stats = debugstats.start(options)
+        if options.mem_stats_interval and not getattr(args, "log_file", None):
+            print(
+                "kportforward: warning: --mem-stats-interval writes to the log; "
+                "add --log-file PATH to keep it",
+                file=sys.stderr,
+            )
+    else:
+        from kportforward import debugstats
+
+        debugstats.validate(options)
+    try:
+        module = importlib.import_module(f"kportforward.commands.{_COMMANDS[args.command]}")
+        return int(module.main(args))
+    finally:
+        if stats is not None:
+            stats.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kportforward`` console script; returns the exit code."""
     # Until --log-file is known, log records go nowhere (never to the terminal as stray lines).
     logging.getLogger().addHandler(logging.NullHandler())
+    tokens = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = build_parser().parse_args(argv)
+        args = parse(build_parser(), tokens)
         if args.command == "version":
             print(f"kportforward {__version__}")
             return 0
         from kportforward.logs import setup_logging
 
         setup_logging(args.log_file, args.verbose)
-        module = importlib.import_module(f"kportforward.commands.{_COMMANDS[args.command]}")
-        return int(module.main(args))
+        return _run_command(args)
     except KPortForwardError as exc:
         log.error("%s", exc)
+        if _wants_check_json(tokens):
+            from kportforward.commands.check import print_json_failure
+
+            print_json_failure(exc)
         print(f"kportforward: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -227,7 +227,10 @@ async def _workload(
             pids = [s.pid for s in supervisor.snapshot() if s.pid]
             if pids:
                 try:
-                    os.kill(rng.choice(pids), signal.SIGKILL)
+                    if sys.platform == "win32":  # os.kill is TerminateProcess there
+                        os.kill(rng.choice(pids), signal.SIGTERM)
+                    else:
+                        os.kill(rng.choice(pids), signal.SIGKILL)
                     work.kills += 1
                 except ProcessLookupError:
                     pass

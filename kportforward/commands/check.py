@@ -1,8 +1,10 @@
 """``kportforward check``: validate the merged config and print the forwards (a table, or JSON).
 
-stdout carries the table (or the JSON document) only; the source files and any warnings go to
-stderr, so the output can be piped. Errors propagate as ConfigError: the CLI prints one line and
-exits 2.
+stdout carries the table (or the JSON document) only; the source files, warnings and errors go to
+stderr, so the output can be piped. Every problem is listed, one line each, and the exit code is 2:
+a whole-file problem (a ConfigError) and every forward that cannot run as written
+(:attr:`Config.rejected`). With ``--json``, stdout is always one JSON document, also on failure:
+``{"ok": false, "errors": [...]}``.
 """
 
 from __future__ import annotations
@@ -15,16 +17,20 @@ from typing import Any, TextIO
 
 from kportforward.core.config import load_config, user_config_path
 from kportforward.core.models import DEFAULT_ADDRESS, Config, ForwardSpec
+from kportforward.errors import ConfigError, KPortForwardError
 
 JSON_SCHEMA_VERSION = 1
 COLUMNS = ("NAME", "TARGET", "NAMESPACE", "PORTS", "TYPE", "CONTEXT", "GROUP")
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run the command; 0 when the config is valid (warnings allowed)."""
-    config = load_config(getattr(args, "config", None))
+    """Run the command; 0 when the config is valid (warnings allowed), 2 when anything is not."""
+    json_output = bool(getattr(args, "json", False))
+    config = load_config(getattr(args, "config", None))  # errors: the CLI prints them (JSON too)
+    if not getattr(args, "offline", False):
+        config = _with_kube_problems(config, getattr(args, "kubeconfig", None))
     try:
-        code = _print(config, json_output=bool(getattr(args, "json", False)))
+        code = _print(config, json_output=json_output)
         sys.stdout.flush()  # inside the try: a closed pipe must not surface at exit
         return code
     except BrokenPipeError:
@@ -35,9 +41,59 @@ def main(args: argparse.Namespace) -> int:
         return 0
 
 
+def _with_kube_problems(config: Config, explicit: str | None) -> Config:
+    """The config with every forward that cannot run with its kubeconfig (an unknown context, a
+    missing file) added to ``rejected``. Without any kubeconfig at all there is nothing to check
+    against: that is a warning, not an error (``check`` also runs on machines with no cluster)."""
+    from dataclasses import replace
+
+    from kportforward.commands.startup import forward_problems
+    from kportforward.core.models import ForwardProblem
+    from kportforward.kube.kubeconfig import kubeconfig_paths
+
+    if explicit is None and not any(p.exists() for p in kubeconfig_paths(None)):
+        if any(s.kubeconfig is None for s in config.forwards):
+            print(
+                "kportforward: warning: no kubeconfig found: contexts not checked "
+                "(pass --kubeconfig PATH, or --offline to skip this check)",
+                file=sys.stderr,
+            )
+        forwards = [s for s in config.forwards if s.kubeconfig is not None]
+    else:
+        forwards = list(config.forwards)
+    problems = forward_problems(forwards, explicit)
+    if not problems:
+        return config
+    found = tuple(ForwardProblem(name, problems[name]) for name in sorted(problems))
+    return replace(config, rejected=(*config.rejected, *found))
+
+
+def print_json_failure(exc: KPortForwardError) -> None:
+    """The JSON document for a failure before any forward was checked (the CLI calls it)."""
+    error: dict[str, Any] = {"message": str(exc)}
+    if isinstance(exc, ConfigError):
+        error.update(file=exc.path, line=exc.line, key=exc.key)
+    json.dump({"version": JSON_SCHEMA_VERSION, "ok": False, "errors": [error]}, sys.stdout)
+    sys.stdout.write("\n")
+    sys.stdout.flush()
+
+
 def _print(config: Config, *, json_output: bool) -> int:
     for warning in config.warnings:
         print(f"kportforward: warning: {warning}", file=sys.stderr)
+    if config.rejected:
+        for problem in config.rejected:
+            print(f"kportforward: error: {problem.message}", file=sys.stderr)
+        if json_output:
+            doc = {
+                "version": JSON_SCHEMA_VERSION,
+                "ok": False,
+                "errors": [{"forward": p.name, "message": p.message} for p in config.rejected],
+                "warnings": _warnings(config),
+            }
+            json.dump(doc, sys.stdout, indent=2)
+            sys.stdout.write("\n")
+        return 2
     if json_output:
         json.dump(to_json(config), sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -84,6 +140,7 @@ def to_json(config: Config) -> dict[str, Any]:
     """The stable JSON form: camelCase keys as in the config; durations in seconds."""
     return {
         "version": JSON_SCHEMA_VERSION,
+        "ok": True,
         "sources": list(config.sources),
         "monitoringIntervalSeconds": config.settings.monitoring_interval,
         "uiOptions": {
@@ -106,8 +163,12 @@ def to_json(config: Config) -> dict[str, Any]:
             }
             for spec in config.forwards
         },
-        "warnings": [
-            {"message": w.message, "file": w.path, "line": w.line, "key": w.key}
-            for w in config.warnings
-        ],
+        "warnings": _warnings(config),
     }
+
+
+def _warnings(config: Config) -> list[dict[str, Any]]:
+    return [
+        {"message": w.message, "file": w.path, "line": w.line, "key": w.key}
+        for w in config.warnings
+    ]

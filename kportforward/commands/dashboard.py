@@ -86,10 +86,11 @@ class ExitDeadline:
         self._due = float("inf")
         self._timer: threading.Timer | None = None
         self._tty_attrs: list[Any] | None = None
-        with contextlib.suppress(Exception):  # no tty, or no termios (Windows)
-            import termios
+        if sys.platform != "win32":  # no termios on Windows
+            with contextlib.suppress(Exception):  # no tty
+                import termios
 
-            self._tty_attrs = termios.tcgetattr(sys.stdin.fileno())
+                self._tty_attrs = termios.tcgetattr(sys.stdin.fileno())
 
     def __call__(self, seconds: float) -> None:
         """Make sure the process ends within ``seconds`` from now (an earlier deadline wins)."""
@@ -116,10 +117,11 @@ class ExitDeadline:
         # Best effort, never blocking: the terminal may be gone or not reading.
         with contextlib.suppress(Exception):
             fd = sys.stdout.fileno()
-            os.set_blocking(fd, False)
+            if sys.platform != "win32":
+                os.set_blocking(fd, False)
             os.write(fd, b"\x1b[?1000l\x1b[?1003l\x1b[?1006l\x1b[?2004l\x1b[?25h\x1b[?1049l")
-        with contextlib.suppress(Exception):
-            if self._tty_attrs is not None:
+        if sys.platform != "win32" and self._tty_attrs is not None:
+            with contextlib.suppress(Exception):
                 import termios
 
                 termios.tcsetattr(sys.stdin.fileno(), termios.TCSANOW, self._tty_attrs)

@@ -12,14 +12,13 @@ import contextlib
 import json
 import logging
 import os
-import shutil
 import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from kportforward.core.models import Config
-from kportforward.errors import BadInputError, KubectlNotFoundError
+from kportforward.errors import BadInputError, KubeconfigError, KubectlNotFoundError
 from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
 
 log = logging.getLogger(__name__)
@@ -38,7 +37,9 @@ def resolve_kubectl(path: str | None) -> str:
                 f"--kubectl {path}: not an executable file", "chmod +x it or pass another path"
             )
         return full
-    found = shutil.which("kubectl")
+    from kportforward.platform import current
+
+    found = current().find_kubectl()  # kubectl.exe on Windows
     if found is None:
         raise KubectlNotFoundError(
             "kubectl not found on PATH", "install kubectl or pass --kubectl PATH"
@@ -100,7 +101,10 @@ async def run_headless(
 
     installed = []
     if handle_signals:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        wanted = [signal.SIGINT, signal.SIGTERM]
+        if sys.platform != "win32":  # no SIGHUP there (and no loop signal handlers at all)
+            wanted.append(signal.SIGHUP)
+        for sig in wanted:
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
@@ -154,15 +158,16 @@ def check_credentials(
     err: TextIO | None = None,
     skip: set[str] | None = None,
 ) -> None:
-    """Exit-2 error when a kubeconfig user cannot produce credentials (a failing exec plugin).
-
-    One access probe per (kubeconfig, context), concurrently and bounded by ``timeout``. Only a
-    ``config`` result is fatal here: an unreachable cluster or rejected credentials may recover
-    (a VPN not up yet, a login about to happen), so those forwards start Suspended and resume by
-    themselves; each such cluster gets one warning line on ``err`` saying so.
+    """Before starting: one access probe per (kubeconfig, context), concurrently, within
+    ``timeout``. Expired or missing credentials, like an unreachable cluster, are states, not
+    errors: those forwards wait Suspended and come up by themselves once the user has logged in,
+    and each such cluster gets one warning line saying so — with the command that fixes the
+    credentials. Only a credential plugin that cannot run at all (not installed) is an exit-2
+    error naming the plugin and the kubeconfig user.
     """
-    from kportforward.errors import KubeconfigError
     from kportforward.kube.access import probe_access
+    from kportforward.kube.credentials import credential_sources
+    from kportforward.kube.kubeconfig import kubeconfig_paths, load_kubeconfig_for
 
     pairs = sorted(
         {
@@ -179,17 +184,28 @@ def check_credentials(
         )
 
     results = asyncio.run(probe_all())
-    for result in results:
-        if result.kind == "config":
-            raise KubeconfigError(result.message, "fix the kubeconfig's user, or log in again")
-    for result in results:
-        if not result.ok:
-            print(
-                f"kportforward: warning: {result.message} — its forwards wait Suspended and "
-                "resume when the cluster answers",
-                file=err or sys.stderr,
-                flush=True,
+    for (kubeconfig, context), result in zip(pairs, results, strict=True):
+        if result.ok:
+            continue
+        fix, source, name = "", None, context or ""
+        if result.kind in ("auth", "config"):
+            with contextlib.suppress(Exception):  # the hint is a bonus; the warning stands
+                name = name or load_kubeconfig_for(kubeconfig).current_context or ""
+                source = credential_sources(kubeconfig_paths(kubeconfig)).get(name)
+        if source is not None and source.plugin_missing():
+            raise KubeconfigError(
+                f"credential plugin '{source.command}' of kubeconfig user '{source.user}' is "
+                f"not installed (context '{name}')",
+                "install it, or fix users[].user.exec.command in the kubeconfig",
             )
+        if source is not None:
+            fix = f"; fix: {source.fix}"
+        print(
+            f"kportforward: warning: {result.message}{fix} — its forwards wait Suspended and "
+            "resume by themselves",
+            file=err or sys.stderr,
+            flush=True,
+        )
 
 
 def main(args: Any) -> int:

@@ -9,10 +9,11 @@ cluster or expired credentials are states, not errors: those forwards wait Suspe
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterable
 
 from kportforward.core.models import Config, ForwardSpec
-from kportforward.errors import BadInputError, KPortForwardError, KubeconfigError
+from kportforward.errors import BadInputError, KPortForwardError
 
 
 def forward_problems(forwards: Iterable[ForwardSpec], explicit: str | None) -> dict[str, str]:
@@ -47,15 +48,12 @@ def forward_problems(forwards: Iterable[ForwardSpec], explicit: str | None) -> d
 
 
 def check_startable(config: Config, explicit: str | None) -> list[str]:
-    """The per-forward problems as lines for stderr; raises when no forward can start."""
+    """The per-forward problems as lines for stderr. When no forward can start at all, every
+    problem but the last is printed (one line each) and the last is raised: exit 2, N lines."""
     problems = forward_problems(config.forwards, explicit)
     lines = [p.message for p in config.rejected] + [problems[n] for n in sorted(problems)]
-    if config.forwards and len(problems) == len(config.forwards):
-        if len(lines) == 1:
-            raise KubeconfigError(lines[0], "")
-        raise BadInputError(
-            f"no forward can start: {'; '.join(lines)}", "fix the forwards named above"
-        )
-    if not config.forwards and config.rejected:
-        raise BadInputError(f"no forward can start: {'; '.join(lines)}", "fix the config")
+    if lines and len(problems) == len(config.forwards):
+        for line in lines[:-1]:
+            print(f"kportforward: error: {line}", file=sys.stderr, flush=True)
+        raise BadInputError(lines[-1])
     return lines

@@ -23,7 +23,6 @@ MAX_DEPTH = 1000
 
 # libyaml's composer is an order of magnitude faster; its nodes keep marks (line/column) too.
 _Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_constructor = yaml.constructor.SafeConstructor()
 
 MERGE_TAG = "tag:yaml.org,2002:merge"
 STR_TAG = "tag:yaml.org,2002:str"
@@ -166,65 +165,128 @@ def compose(text: str, path: str) -> yaml.Node | None:
         raise ConfigError("YAML nests too deeply", "flatten the file", path=path) from None
 
 
-def mapping_items(
-    node: yaml.MappingNode, path: str, keypath: str, _visiting: frozenset[int] = frozenset()
-) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    """``(key, key_node, value_node)`` of a mapping, ``<<`` merges applied, duplicate keys refused.
+MAX_MERGE_DEPTH = 32
+"""``<<`` merges nested deeper than this are refused (real configs use one or two levels)."""
+MAX_MERGED_KEYS = 200_000
+"""Total keys all merges of one document may produce: expansion is bounded by output size."""
 
-    Explicit keys win over merged ones; among several merged mappings the first wins (YAML 1.1).
+Items = list[tuple[str, yaml.Node, yaml.Node]]
+
+
+class Mappings:
+    """Reads the mappings of one document: ``<<`` merges resolved once per mapping (memoised).
+
+    Without the memo, nested merges re-walk every merged mapping at each level (exponential: a
+    657-byte file pinned a core for hours). With it, each mapping is walked once, and the keys all
+    merges produce together are capped by :data:`MAX_MERGED_KEYS`, so the work is linear in the
+    size of the result and the result is bounded.
     """
-    visiting = _visiting | {id(node)}
-    items: list[tuple[str, yaml.Node, yaml.Node]] = []
-    seen: dict[str, yaml.Node] = {}
-    merged: list[tuple[str, yaml.Node, yaml.Node]] = []
-    for key_node, value_node in node.value:
-        if key_node.tag == MERGE_TAG:
-            sources = (
-                value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
-            )
-            for source in sources:
-                merged.extend(_merge_source(source, key_node, path, keypath, visiting))
-            continue
-        key = _key_text(key_node, path, keypath)
-        first = seen.get(key)
-        if first is not None:
-            raise ConfigError(
-                f"duplicate key (lines {line_of(first)} and {line_of(key_node)})",
-                "remove one of them; YAML would silently keep only the last",
-                path=path,
-                line=line_of(key_node),
-                key=f"{keypath}.{key}" if keypath else key,
-            )
-        seen[key] = key_node
-        items.append((key, key_node, value_node))
-    for key, key_node, value_node in merged:
-        if key not in seen:
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._memo: dict[int, Items | ConfigError] = {}
+        self._budget = MAX_MERGED_KEYS
+
+    @property
+    def exhausted(self) -> bool:
+        """True once merges produced more than :data:`MAX_MERGED_KEYS`: the whole file is bad."""
+        return self._budget < 0
+
+    def items(self, node: yaml.MappingNode, keypath: str) -> Items:
+        """``(key, key_node, value_node)`` of a mapping, merges applied, duplicate keys refused.
+
+        Explicit keys win over merged ones; among several merged mappings the first wins (YAML 1.1).
+        """
+        return self._items(node, keypath, ())
+
+    def _items(self, node: yaml.MappingNode, keypath: str, stack: tuple[int, ...]) -> Items:
+        done = self._memo.get(id(node))
+        if isinstance(done, ConfigError):
+            raise done.with_traceback(None)
+        if done is not None:
+            return done
+        try:
+            result = self._walk(node, keypath, (*stack, id(node)))
+        except ConfigError as exc:
+            self._memo[id(node)] = exc
+            raise
+        self._memo[id(node)] = result
+        return result
+
+    def _walk(self, node: yaml.MappingNode, keypath: str, stack: tuple[int, ...]) -> Items:
+        items: Items = []
+        seen: dict[str, yaml.Node] = {}
+        merged: Items = []
+        for key_node, value_node in node.value:
+            if key_node.tag == MERGE_TAG:
+                sources = (
+                    value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+                )
+                for source in sources:
+                    merged.extend(self._merge_source(source, key_node, keypath, stack))
+                continue
+            key = _key_text(key_node, self.path, keypath)
+            first = seen.get(key)
+            if first is not None:
+                raise ConfigError(
+                    f"duplicate key (lines {line_of(first)} and {line_of(key_node)})",
+                    "remove one of them; YAML would silently keep only the last",
+                    path=self.path,
+                    line=line_of(key_node),
+                    key=f"{keypath}.{key}" if keypath else key,
+                )
             seen[key] = key_node
             items.append((key, key_node, value_node))
-    return items
+        if merged:
+            for key, key_node, value_node in merged:
+                if key not in seen:
+                    seen[key] = key_node
+                    items.append((key, key_node, value_node))
+            self._budget -= len(items)
+            if self._budget < 0:
+                raise ConfigError(
+                    f"'<<' merges expand to more than {MAX_MERGED_KEYS} keys",
+                    "a config merges a few small anchors; is this the right file?",
+                    path=self.path,
+                    line=line_of(node),
+                    key=keypath or None,
+                )
+        return items
+
+    def _merge_source(
+        self, source: yaml.Node, merge_key: yaml.Node, keypath: str, stack: tuple[int, ...]
+    ) -> Items:
+        where = f"{keypath}.<<" if keypath else "<<"
+        if not isinstance(source, yaml.MappingNode):
+            raise ConfigError(
+                "a '<<' merge key needs a mapping (or a list of mappings) to merge",
+                "write '<<: *anchor' where '&anchor' names a mapping",
+                path=self.path,
+                line=line_of(merge_key),
+                key=where,
+            )
+        if id(source) in stack:
+            raise ConfigError(
+                "a '<<' merge includes the mapping it is in",
+                "merge a different anchor",
+                path=self.path,
+                line=line_of(merge_key),
+                key=where,
+            )
+        if len(stack) >= MAX_MERGE_DEPTH:
+            raise ConfigError(
+                f"'<<' merges nest deeper than {MAX_MERGE_DEPTH} levels",
+                "flatten the anchors: merge a few small mappings",
+                path=self.path,
+                line=line_of(merge_key),
+                key=where,
+            )
+        return self._items(source, keypath, stack)
 
 
-def _merge_source(
-    source: yaml.Node, merge_key: yaml.Node, path: str, keypath: str, visiting: frozenset[int]
-) -> list[tuple[str, yaml.Node, yaml.Node]]:
-    where = f"{keypath}.<<" if keypath else "<<"
-    if not isinstance(source, yaml.MappingNode):
-        raise ConfigError(
-            "a '<<' merge key needs a mapping (or a list of mappings) to merge",
-            "write '<<: *anchor' where '&anchor' names a mapping",
-            path=path,
-            line=line_of(merge_key),
-            key=where,
-        )
-    if id(source) in visiting:
-        raise ConfigError(
-            "a '<<' merge includes the mapping it is in",
-            "merge a different anchor",
-            path=path,
-            line=line_of(merge_key),
-            key=where,
-        )
-    return mapping_items(source, path, keypath, visiting)
+def mapping_items(node: yaml.MappingNode, path: str, keypath: str) -> Items:
+    """:meth:`Mappings.items` for a single mapping (no memo shared with other calls)."""
+    return Mappings(path).items(node, keypath)
 
 
 def _key_text(key_node: yaml.Node, path: str, keypath: str) -> str:
@@ -239,18 +301,101 @@ def _key_text(key_node: yaml.Node, path: str, keypath: str) -> str:
     return str(key_node.value)
 
 
+class BadScalar(ValueError):
+    """A scalar YAML typed (``!!int``, a YAML 1.1 number form …) that has no sensible value."""
+
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+MAX_NUMBER_CHARS = 40
+"""Longer numbers are refused before conversion (a port has 5 digits, a duration a few more)."""
+_BOOLS = {
+    "yes": True, "no": False, "true": True, "false": False, "on": True, "off": False,
+}  # fmt: skip
+
+
+def short(text: str, limit: int = 40) -> str:
+    """``repr(text)``, cut to about ``limit`` characters for a one-line message."""
+    shown = repr(text)
+    return shown if len(shown) <= limit else f"{shown[: limit - 10]}…({len(text)} characters)"
+
+
 def scalar(node: yaml.ScalarNode) -> object:
-    """The Python value of a scalar node as YAML typed it (str, int, float, bool or None)."""
+    """The Python value of a scalar node as YAML typed it (str, int, float, bool or None).
+
+    Raises :class:`BadScalar` for a value its tag cannot hold (``!!int abc``, ``!!bool maybe``,
+    ``0x_``), a number too long to be meant, and the YAML 1.1 forms that silently change a number
+    (``017`` is octal 15, ``7:38:20`` is base-60 27500).
+    """
     tag = node.tag
     if tag == STR_TAG:
         return node.value
     if tag == INT_TAG:
-        return _constructor.construct_yaml_int(node)
+        return _int(str(node.value))
     if tag == BOOL_TAG:
-        return _constructor.construct_yaml_bool(node)
+        value = _BOOLS.get(str(node.value).lower())
+        if value is None:
+            raise BadScalar(f"{short(node.value)} is not a YAML boolean", "write true or false")
+        return value
     if tag == NULL_TAG:
         return None
     if tag == FLOAT_TAG:
-        return _constructor.construct_yaml_float(node)
+        return _float(str(node.value))
     # Timestamps, binary and custom tags: keep the text as written.
     return node.value
+
+
+def _int(text: str) -> int:
+    digits = text.replace("_", "")
+    sign = -1 if digits[:1] == "-" else 1
+    body = digits[1:] if digits[:1] in "+-" and digits else digits
+    if len(body) > MAX_NUMBER_CHARS:
+        raise BadScalar(f"a {len(body)}-digit number", "write a number of sensible size")
+    if ":" in body:
+        raise BadScalar(
+            f"{text} is a base-60 number in YAML 1.1 (it would read as {_sexagesimal(body, sign)})",
+            "quote it, or write the number you mean",
+        )
+    try:
+        if body[:2] in ("0b", "0x"):
+            return sign * int(body[2:], 2 if body[1] == "b" else 16)
+        if len(body) > 1 and body[0] == "0":
+            octal = int(body, 8)
+            raise BadScalar(
+                f"{text} is an octal number in YAML 1.1 (it would read as {sign * octal})",
+                "remove the leading zero, or quote it",
+            )
+        return sign * int(body)
+    except ValueError as exc:
+        if isinstance(exc, BadScalar):
+            raise
+        raise BadScalar(f"{short(text)} is not an integer", "write a whole number") from None
+
+
+def _float(text: str) -> float:
+    value = text.replace("_", "").lower()
+    if len(value) > MAX_NUMBER_CHARS:
+        raise BadScalar(f"a {len(value)}-character number", "write a number of sensible size")
+    if value in (".inf", "+.inf", "-.inf", ".nan"):
+        return float(value.replace(".", ""))
+    if ":" in value:
+        raise BadScalar(
+            f"{text} is a base-60 number in YAML 1.1", "quote it, or write the number you mean"
+        )
+    try:
+        return float(value)
+    except ValueError:
+        raise BadScalar(f"{short(text)} is not a number", "write a number like 1.5") from None
+
+
+def _sexagesimal(body: str, sign: int) -> int | str:
+    try:
+        total = 0
+        for part in body.split(":"):
+            total = total * 60 + int(part)
+        return sign * total
+    except ValueError:
+        return "something else"

@@ -25,6 +25,7 @@ from typing import TypeVar
 from kportforward.core.models import ForwardSpec
 from kportforward.core.ports import (
     FIRST_UNPRIVILEGED_PORT,
+    LOCALHOST,
     MAX_PORT,
     MIN_PORT,
     WILDCARD_ADDRESSES,
@@ -92,6 +93,12 @@ class _Claims:
 _ORDER = attrgetter("name", "local_port", "address")
 
 
+def _probe_address(spec: ForwardSpec) -> str:
+    """What the checker is asked about: ``localhost`` as itself (kubectl listens on 127.0.0.1
+    *and* ::1 for it, so the checker tests both), anything else normalized like the claims."""
+    return LOCALHOST if spec.address == LOCALHOST else normalize_address(spec.address)
+
+
 def _valid_port(port: object) -> bool:
     return isinstance(port, int) and not isinstance(port, bool) and MIN_PORT <= port <= MAX_PORT
 
@@ -144,7 +151,7 @@ def resolve_conflicts(
             continue
         rest.append((spec, address))
         if _valid_port(spec.local_port):
-            by_address.setdefault(address, []).append(spec.local_port)
+            by_address.setdefault(_probe_address(spec), []).append(spec.local_port)
     records: dict[str, dict[int, PortCheck]] = {
         address: checker.check_many_records(wanted, address)
         for address, wanted in by_address.items()
@@ -161,7 +168,7 @@ def resolve_conflicts(
         if other is not None:
             movers.append((spec, address, f"{port} is also configured for {other}"))
             continue
-        rec = records[address][port]
+        rec = records[_probe_address(spec)][port]
         if rec.available:
             claim(port, address, name)
             ports[name] = port
@@ -181,7 +188,7 @@ def resolve_conflicts(
         name = spec.name
         to_port = None
         for port in _candidates(spec.local_port):
-            if owner(port, address) is None and is_available(port, address):
+            if owner(port, address) is None and is_available(port, _probe_address(spec)):
                 to_port = port
                 break
         because = why if isinstance(why, str) else named.get((why.address, why.port), why).message

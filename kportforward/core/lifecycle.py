@@ -186,10 +186,18 @@ class TimerFired:
     """A ``WakeAt`` moment has come."""
 
 
+@dataclass(frozen=True, slots=True)
+class WokeUp:
+    """The machine slept or the network changed, and the cluster answers: re-verify the tunnel
+    (a probe) instead of restarting it — a tunnel that still works keeps its kubectl."""
+
+    reason: str
+
+
 Input = (
     Begin | UserStart | UserStop | PortAssigned | PortUnavailable | Spawned | SpawnFailed | Ready
     | PodKnown | Exited | ProbeDone | ClusterDown | ClusterUp | Reconnect | RetryNow | Invalid
-    | TimerFired
+    | TimerFired | WokeUp
 )  # fmt: skip
 
 # -- effects ------------------------------------------------------------------------------------
@@ -236,6 +244,8 @@ class ReportClusterDown:
     """kubectl said the cluster is unreachable or rejects us: suspend the whole cluster."""
 
     reason: str
+    auth: bool = False
+    """The credentials failed (not the network): the registry adds the command that fixes them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -538,7 +548,7 @@ def _on_exited(rec: Record, ev: Exited, now: float) -> Result:
     detail = ev.message or ev.reason
     rec = replace(rec, pid=None, ready=False)
     if ev.kind in ("network", "auth"):
-        effects.append(ReportClusterDown(f"{ev.reason}: {detail}"))
+        effects.append(ReportClusterDown(f"{ev.reason}: {detail}", auth=ev.kind == "auth"))
         rec = _go(rec, Event.CLUSTER_DOWN, f"{ev.reason}: {detail}", now, effects,
                   last_error=detail)  # fmt: skip
         return rec, effects
@@ -579,6 +589,10 @@ def _on_probe(rec: Record, ev: ProbeDone, now: float) -> Result:
 
 def _on_cluster_down(rec: Record, ev: ClusterDown, now: float) -> Result:
     effects: list[Effect] = []
+    if rec.state is S.SUSPENDED and ev.reason != rec.reason:
+        # Still suspended, with a better reason (the command that fixes the credentials).
+        effects.append(Emit(rec.state, ev.reason))
+        return replace(rec, reason=ev.reason), effects
     if rec.state in (S.STOPPED, S.SUSPENDED) or rec.invalid is not None:
         return rec, effects
     if has_process(rec.state) and rec.state is not S.CONNECTING:
@@ -642,7 +656,14 @@ def _on_timer(rec: Record, ev: TimerFired, now: float) -> Result:
     return rec, effects
 
 
+def _on_woke_up(rec: Record, ev: WokeUp, now: float) -> Result:
+    if rec.state in (S.RUNNING, S.DEGRADED) and rec.pid is not None:
+        return rec, [Probe(rec.pid)]
+    return rec, []
+
+
 _HANDLERS: dict[type, Any] = {
+    WokeUp: _on_woke_up,
     Begin: _on_begin,
     UserStart: _on_user_start,
     UserStop: _on_user_stop,

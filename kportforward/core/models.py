@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from kportforward.core.states import ForwardState
 
 FORWARD_TYPES = ("rest", "rpc", "web", "other")
+POD_KINDS = ("pod", "pods", "po")
+"""kubectl's spellings of a pod target."""
 DEFAULT_ADDRESS = "127.0.0.1"
 
 
@@ -36,6 +38,12 @@ class ForwardSpec:
     def kind(self) -> str:
         """The target's kind as written (``service``, ``svc``, ``pod`` …)."""
         return self.target.split("/", 1)[0]
+
+    @property
+    def targets_pod(self) -> bool:
+        """True when the target is one pod (``pod/NAME``, ``po/NAME``, or a bare ``NAME``, which
+        kubectl reads as a pod), not a service or workload that picks one."""
+        return "/" not in self.target or self.kind.lower() in POD_KINDS
 
     @property
     def url(self) -> str:
@@ -72,6 +80,9 @@ class Settings:
 
     monitoring_interval: float = 1.0
     """Seconds between probes through each tunnel."""
+    keep_alive: float = 60.0
+    """Every tunnel carries a stream (a probe) at least this often, so a kubelet's or a load
+    balancer's idle timeout never cuts a tunnel the user is not using right now."""
     refresh_rate: float = 0.25
     """Seconds between refreshes of time-based cells in the dashboard."""
     theme: str = "dark"
@@ -195,3 +206,5 @@ class ClusterStatus:
     reachable: bool | None = None
     """None until the first probe answers."""
     reason: str = ""
+    fix: str = ""
+    """When the credentials fail: the command that fixes them (``aws sso login --profile dev``)."""

@@ -1,9 +1,19 @@
 """Local port availability, found out by binding the way kubectl will, and cached for a few seconds.
 
-kubectl's listener is Go's ``net.Listen("tcp4", "127.0.0.1:P")``. On Linux and macOS Go sets
-``SO_REUSEADDR`` before binding, so a port whose old connections linger in TIME_WAIT is free to
-it; on Windows Go does not (there the option would let two sockets share a port). We bind and
-listen with the same options, so "available" here means "kubectl's listener will succeed".
+kubectl's listener is Go's ``net.Listen("tcp4", "127.0.0.1:P")``. The platform layer says how to
+find out, before kubectl tries, whether that listen will succeed *and* leave no other program's
+listener on an overlapping address (``Platform.bind_plan``):
+
+- Linux: one bind+listen with ``SO_REUSEADDR``, as Go does (a port whose old connections linger in
+  TIME_WAIT is free to it); Linux refuses it beside any overlapping listener.
+- macOS/BSD: the same, plus the BSD caveat: there ``SO_REUSEADDR`` lets ``127.0.0.1:P`` bind beside
+  another program's ``*:P``, so we also bind the family's wildcard (or loopback, for a wildcard).
+- Windows: ``SO_EXCLUSIVEADDRUSE`` (Go sets no option there; Windows's default would let our bind
+  succeed beside another socket on an overlapping address).
+
+``localhost`` is both families: kubectl listens on 127.0.0.1 *and* [::1] for it, and keeps running
+on one alone if the other is taken, so a browser resolving ``localhost`` to ::1 first would reach
+another program. It is available only when both are (an ::1 the machine does not have is ignored).
 
 Binding costs a few system calls; a dashboard that asks about the same ports every refresh should
 not pay them each time. Answers are kept in a ``cachetools.TTLCache`` whose clock is injectable, so
@@ -27,6 +37,8 @@ from typing import Any, Final, Literal, NamedTuple
 
 import cachetools
 
+from kportforward.platform import BindStep, Platform, current
+
 Reason = Literal["free", "in_use", "permission_denied", "address_not_available", "invalid"]
 
 MIN_PORT: Final = 1
@@ -37,7 +49,13 @@ WILDCARD_ADDRESSES: Final = frozenset({"0.0.0.0", "::"})
 # Below this many uncached ports a thread pool costs more than it saves (a bind is ~15 µs).
 _PARALLEL_THRESHOLD: Final = 32
 
-_REUSEADDR = sys.platform != "win32"
+LOCALHOST: Final = "localhost"
+LOCALHOST_ADDRESSES: Final = ("127.0.0.1", "::1")
+"""What kubectl's ``--address localhost`` listens on."""
+
+_EXCLUSIVEADDRUSE: int | None = None
+if sys.platform == "win32":
+    _EXCLUSIVEADDRUSE = socket.SO_EXCLUSIVEADDRUSE
 _NOT_AVAILABLE_ERRNOS = frozenset(
     code for code in (errno.EADDRNOTAVAIL, getattr(errno, "WSAEADDRNOTAVAIL", None)) if code
 )
@@ -113,7 +131,11 @@ def normalize_address(address: str) -> str:
 
 
 def addresses_overlap(a: str, b: str) -> bool:
-    """True when listeners on ``a`` and ``b`` with the same port would collide."""
+    """True when listeners on ``a`` and ``b`` with the same port would collide (``localhost``
+    is 127.0.0.1 and ::1, as kubectl listens on both for it)."""
+    if LOCALHOST in (a, b):
+        other = b if a == LOCALHOST else a
+        return other == LOCALHOST or any(addresses_overlap(x, other) for x in LOCALHOST_ADDRESSES)
     a, b = normalize_address(a), normalize_address(b)
     return a == b or a in WILDCARD_ADDRESSES or b in WILDCARD_ADDRESSES
 
@@ -126,24 +148,65 @@ def _family(address: str) -> socket.AddressFamily | None:
         return None
 
 
-def probe_port(port: int, address: str = "127.0.0.1") -> PortCheck:
-    """Bind and listen on ``address:port`` once, uncached, and say what happened."""
+def probe_port(
+    port: int, address: str = "127.0.0.1", *, platform: Platform | None = None
+) -> PortCheck:
+    """Bind and listen on ``address:port`` the way this platform's kubectl will, once, uncached,
+    and say what happened. ``localhost`` checks 127.0.0.1 and then ::1."""
+    if address == LOCALHOST:
+        first = probe_port(port, LOCALHOST_ADDRESSES[0], platform=platform)
+        if not first.available:
+            return first
+        return _dual_stack(first, probe_port(port, LOCALHOST_ADDRESSES[1], platform=platform))
     address = normalize_address(address)
     if not isinstance(port, int) or isinstance(port, bool) or not MIN_PORT <= port <= MAX_PORT:
         return PortCheck(port, address, False, "invalid", f"port must be {MIN_PORT}–{MAX_PORT}")
-    family = _family(address)
-    if family is None:
+    if _family(address) is None:
         return PortCheck(port, address, False, "invalid", f"{address!r} is not an IP address")
+    for step in _plan(platform or current(), address):
+        failed = _bind(step, port)
+        if failed is None:
+            continue
+        reason, detail = failed
+        if step.address == address:
+            return PortCheck(port, address, False, reason, detail)
+        if reason == "in_use":  # the BSD caveat: another program holds an overlapping address
+            detail = f"another program listens on {step.address}:{port}"
+            return PortCheck(port, address, False, reason, detail)
+        if not step.optional:
+            return PortCheck(port, address, False, reason, detail)
+    return PortCheck(port, address, True, "free")
+
+
+@lru_cache(maxsize=256)
+def _plan(platform: Platform, address: str) -> tuple[BindStep, ...]:
+    return platform.bind_plan(address)
+
+
+def _dual_stack(v4: PortCheck, v6: PortCheck) -> PortCheck:
+    """``localhost``'s answer from its two halves; an ::1 this machine lacks does not count."""
+    if v6.available or v6.reason == "address_not_available":
+        return v4
+    return v6
+
+
+def _bind(step: BindStep, port: int) -> tuple[Reason, str] | None:
+    """Bind and listen once as ``step`` says; None on success, else (reason, OS text)."""
+    family = _family(step.address)
+    if family is None:
+        return "invalid", f"{step.address!r} is not an IP address"
     try:
         sock = socket.socket(family, socket.SOCK_STREAM)
     except OSError as exc:  # e.g. IPv6 disabled in the kernel
-        return PortCheck(port, address, False, "address_not_available", str(exc))
+        return "address_not_available", str(exc)
     try:
-        if _REUSEADDR:
+        if step.reuseaddr:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if step.exclusive and _EXCLUSIVEADDRUSE is not None:
+            sock.setsockopt(socket.SOL_SOCKET, _EXCLUSIVEADDRUSE, 1)
         # listen() too: on Linux a bound-but-not-listening SO_REUSEADDR socket lets bind() pass
         # while the listen that kubectl does would still fail.
-        sock.bind((address, port))
+        sock.bind((step.address, port))
         sock.listen(1)
     except OSError as exc:
         code = exc.errno
@@ -151,14 +214,14 @@ def probe_port(port: int, address: str = "127.0.0.1") -> PortCheck:
             reason: Reason = "in_use"
         elif code in _PERMISSION_ERRNOS:
             reason = "permission_denied"
-        elif code in _NOT_AVAILABLE_ERRNOS:
+        elif code in _NOT_AVAILABLE_ERRNOS or code == errno.EAFNOSUPPORT:
             reason = "address_not_available"
         else:
             reason = "invalid"
-        return PortCheck(port, address, False, reason, exc.strerror or str(exc))
+        return reason, exc.strerror or str(exc)
     finally:
         sock.close()
-    return PortCheck(port, address, True, "free")
+    return None
 
 
 def find_listeners(ports: Iterable[int], address: str = "127.0.0.1") -> dict[int, tuple[int, str]]:
@@ -248,8 +311,12 @@ class PortChecker:
         timer: Callable[[], float] = time.monotonic,
         max_workers: int = 32,
         maxsize: int = 65536,
+        *,
+        platform: Platform | None = None,
     ) -> None:
         self.ttl = ttl
+        self.platform = platform or current()
+        """Whose bind rules the probes follow (injected in tests; this machine's otherwise)."""
         self.max_workers = max(1, max_workers)
         self._timer = timer
         self._cache = _IndexedTTLCache(maxsize=maxsize, ttl=ttl, timer=timer)
@@ -267,11 +334,16 @@ class PortChecker:
         if entry is not None and self._timer() < entry[0]:
             self.hits += 1
             return entry[1].available
+        if address == LOCALHOST:
+            return self._lookup_localhost(port).available
         return self._lookup(port, normalize_address(address)).available
 
     def check(self, port: int, address: str = "127.0.0.1", *, holder: bool = False) -> PortCheck:
         """The cached record for ``address:port``; ``holder=True`` also names who holds it."""
-        result = self._lookup(port, normalize_address(address))
+        if address == LOCALHOST:
+            result = self._lookup_localhost(port)
+        else:
+            result = self._lookup(port, normalize_address(address))
         if holder and result.reason == "in_use" and not result.holder_checked:
             result = self.with_holders([result])[0]
         return result
@@ -287,11 +359,19 @@ class PortChecker:
         if cached is not None:
             self.hits += 1
             return cached
-        result = probe_port(port, address)
+        result = probe_port(port, address, platform=self.platform)
         with self._lock:
             self.misses += 1
             self._cache[(address, port)] = result
         return result
+
+    def _lookup_localhost(self, port: int) -> PortCheck:
+        # Two entries, 127.0.0.1 then ::1; ::1 only when 127.0.0.1 is free (it decides alone
+        # otherwise), so a busy IPv4 port costs one lookup, as for an explicit 127.0.0.1.
+        v4 = self._lookup(port, LOCALHOST_ADDRESSES[0])
+        if not v4.available:
+            return v4
+        return _dual_stack(v4, self._lookup(port, LOCALHOST_ADDRESSES[1]))
 
     # -- batches ------------------------------------------------------------------------------
 
@@ -304,6 +384,11 @@ class PortChecker:
         self, ports: Iterable[int], address: str = "127.0.0.1"
     ) -> dict[int, PortCheck]:
         """``{port: PortCheck}`` for every port; uncached ones are probed in a thread pool."""
+        if address == LOCALHOST:
+            v4 = self.check_many_records(ports, LOCALHOST_ADDRESSES[0])
+            free = [port for port, rec in v4.items() if rec.available]
+            v6 = self.check_many_records(free, LOCALHOST_ADDRESSES[1]) if free else {}
+            return {p: _dual_stack(rec, v6[p]) if p in v6 else rec for p, rec in v4.items()}
         address = normalize_address(address)
         index_get, now = self._index.get, self._timer()
         results: dict[int, PortCheck] = {}
@@ -329,17 +414,17 @@ class PortChecker:
 
     def _probe_all(self, ports: list[int], address: str) -> list[PortCheck]:
         if len(ports) < _PARALLEL_THRESHOLD or self.max_workers == 1:
-            return [probe_port(port, address) for port in ports]
+            return _probe_chunk(ports, address, self.platform)
         # One task per chunk, not per port: a future costs more than the bind it would wrap. No
         # more threads than CPUs: the Python half of a probe holds the GIL, so extra threads only
         # queue for it (docs/PERFORMANCE.md has the measurements).
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
         workers = max(1, min(self.max_workers, cpus or 1, len(ports) // (_PARALLEL_THRESHOLD // 2)))
         if workers == 1:
-            return [probe_port(port, address) for port in ports]
+            return _probe_chunk(ports, address, self.platform)
         chunks = [ports[i::workers] for i in range(workers)]
         pool = self._executor()
-        futures = [pool.submit(_probe_chunk, chunk, address) for chunk in chunks]
+        futures = [pool.submit(_probe_chunk, chunk, address, self.platform) for chunk in chunks]
         out: list[PortCheck] = []
         for future in futures:
             out.extend(future.result())
@@ -383,6 +468,10 @@ class PortChecker:
 
         Call it for ports we just took or released so the next answer is fresh.
         """
+        if address == LOCALHOST:
+            for half in LOCALHOST_ADDRESSES:
+                self.invalidate(port, half)
+            return
         with self._lock:
             if port is None and address is None:
                 self._cache.clear()
@@ -415,5 +504,5 @@ class PortChecker:
         self.close()
 
 
-def _probe_chunk(ports: list[int], address: str) -> list[PortCheck]:
-    return [probe_port(port, address) for port in ports]
+def _probe_chunk(ports: list[int], address: str, platform: Platform) -> list[PortCheck]:
+    return [probe_port(port, address, platform=platform) for port in ports]

@@ -15,7 +15,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import signal
 import subprocess
 import threading
 import time
@@ -26,6 +25,8 @@ from urllib.parse import urlencode
 
 from kportforward.kube.classify import KubeApiError, first_line
 from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
+from kportforward.platform import current
+from kportforward.platform.guard import default_guard
 
 T = TypeVar("T")
 
@@ -130,25 +131,30 @@ def _run_exec_plugin(
             stderr=subprocess.PIPE,
             cwd=base_dir or None,
             env=env,
-            start_new_session=True,  # so a timeout can kill the plugin and all its children
+            **current().group_kwargs(),  # its own group, so a timeout can kill all of it
         )
     except OSError as exc:
         hint = (
             first_line(str(exec_cfg.get("installHint") or "")) or "install it or fix exec.command"
         )
         raise KubeApiError("config", f"{what} cannot run: {exc.strerror or exc}", hint) from None
+    guard = default_guard()  # the plugin must not outlive us either
+    guard.register(proc.pid, group=True, label=f"exec-plugin:{name}")
     remaining = max(0.05, deadline - time.monotonic())
     try:
         out, err = proc.communicate(timeout=remaining)
     except subprocess.TimeoutExpired:
+        platform = current()
         with contextlib.suppress(OSError):
-            os.killpg(proc.pid, signal.SIGKILL)
+            platform.signal(proc.pid, platform.stop_plan()[-1])
         proc.communicate()
         raise KubeApiError(
             "config",
             f"{what} did not finish within {remaining:.1f}s",
             "run it by hand to see what it waits for (it may need an interactive login)",
         ) from None
+    finally:
+        guard.unregister(proc.pid)
     stderr = first_line(err.decode("utf-8", "replace"))
     for secret in secrets:
         stderr = stderr.replace(secret, "<redacted>")

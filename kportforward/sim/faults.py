@@ -183,6 +183,12 @@ class Faults:
         """Delete a service while running (watchers see DELETED; open tunnels stay)."""
         self._on_loop(self._state.delete_service, namespace, name)
 
+    def set_idle_timeout(self, seconds: float | None) -> None:
+        """Cut every tunnel opened from now on once no stream was opened or carried data for
+        ``seconds`` (as a kubelet's ``streaming-connection-idle-timeout`` or a load balancer's idle
+        timeout does); None: never."""
+        self._on_loop(setattr, self._state, "idle_timeout", seconds)
+
     def set_server_version(self, version: str) -> None:
         """Change what ``/version`` reports, e.g. ``v1.27.16`` (picks the dispatcher's kubectl)."""
         if not re.fullmatch(r"v\d+\.\d+\.\d+\S*", version):

@@ -71,7 +71,15 @@ class PortForwardSession(asyncio.Protocol):
     """Serves one upgraded connection (raw SPDY, or SPDY inside WebSocket messages) until kubectl
     leaves or the simulator cuts it. Takes over the connection's transport with :meth:`attach`."""
 
-    def __init__(self, pod: str, resolve: Resolver, *, websocket: bool, hung: bool) -> None:
+    def __init__(
+        self,
+        pod: str,
+        resolve: Resolver,
+        *,
+        websocket: bool,
+        hung: bool,
+        idle_timeout: float | None = None,
+    ) -> None:
         self.pod = pod
         self._resolve = resolve
         self._codec = spdy.HeaderCodec()
@@ -84,8 +92,27 @@ class PortForwardSession(asyncio.Protocol):
         self._closed = False
         self._transport: asyncio.Transport | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        self.done: asyncio.Future[None] = loop.create_future()
         self._ws = WebSocketDeframer(self._spdy_bytes, self._send_raw) if websocket else None
+        # A kubelet's streaming-connection-idle-timeout (or a load balancer's): the connection is
+        # cut once no stream has been opened or carried data for this long; PINGs do not count.
+        self._idle_timeout = idle_timeout
+        self._active = loop.time()
+        self._idle_timer = loop.call_later(idle_timeout, self._idle_check) if idle_timeout else None
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self._closed or not self._idle_timeout:
+            return
+        loop = asyncio.get_running_loop()
+        if self._requests:
+            self._active = loop.time()  # a stream is open: not idle
+        idle = loop.time() - self._active
+        if idle >= self._idle_timeout:
+            self.abort()
+            return
+        self._idle_timer = loop.call_later(self._idle_timeout - idle, self._idle_check)
 
     # -- the kubectl side ------------------------------------------------------------------
     def attach(self, transport: asyncio.Transport, buffered: bytes = b"") -> None:
@@ -150,6 +177,8 @@ class PortForwardSession(asyncio.Protocol):
         if self._closed:
             return
         self._closed = True
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
         for task in self._tasks:
             task.cancel()
         for req in self._requests.values():
@@ -218,6 +247,7 @@ class PortForwardSession(asyncio.Protocol):
             self.close()
 
     def _syn_stream(self, payload: bytes) -> None:
+        self._active = asyncio.get_running_loop().time()
         sid = spdy.u32(payload) & 0x7FFFFFFF
         headers = self._codec.decode(payload[10:])
         port = int(headers.get("port", "0") or 0)
@@ -300,6 +330,7 @@ class PortForwardSession(asyncio.Protocol):
 
     def _forget(self, req: _Request) -> None:
         req.finished = True
+        self._active = asyncio.get_running_loop().time()
         self._requests.pop(req.key, None)
         self._by_stream.pop(req.data_sid, None)
         self._by_stream.pop(req.error_sid, None)

@@ -318,6 +318,7 @@ class Simulator(Faults):
             lambda port: state.resolve(namespace, name, port),
             websocket=websocket,
             hung=self.hung,
+            idle_timeout=state.idle_timeout,
         )
         # Hand the connection to the session's protocol, with whatever the stream reader had
         # already buffered (private attribute: asyncio offers no public way to take it back).

@@ -44,6 +44,9 @@ class ClusterState:
         self.watchers: set[Watcher] = set()
         self.backends: dict[tuple[str, str], dict[int, Backend]] = {}
         self.sessions: dict[tuple[str, str], set[PortForwardSession]] = {}
+        self.idle_timeout: float | None = None
+        """Cut tunnels idle this long (a kubelet's streaming-connection-idle-timeout); None:
+        never."""
         self._starting: set[asyncio.Task[None]] = set()
         self.hanging_up: set[tuple[str, str, int]] = set()  # (ns, pod, port) under the EOF fault
         self._hangup: HangUpListener | None = None

@@ -16,7 +16,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kportforward.core.backoff import Backoff
@@ -68,12 +68,20 @@ class _View:
     """Context name → server URL."""
     problem: str | None = None
     """Why the kubeconfig cannot be used now (missing, broken); None when fine."""
+    credentials: dict[str, Any] | None = None
+    """Context name → ``kube.credentials.CredentialSource`` (for fixes and caches to watch)."""
+    files: tuple[str, ...] = ()
 
 
 @dataclass
 class _Suspension:
     reason: str
     namespace: str | None
+    fix: str = ""
+    watch: tuple[str, ...] = ()
+    poke: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when something the credentials depend on changed: probe now, not at the next step."""
+    seen: tuple[Any, ...] = ()
     task: asyncio.Task[None] | None = None
     probes: int = 0
 
@@ -100,9 +108,10 @@ class ClusterRegistry:
 
     # -- which cluster ----------------------------------------------------------------------------
 
-    def kubeconfig_of(self, spec: ForwardSpec) -> str | None:
-        """The kubeconfig path the forward's kubectl reads (None: the default lookup)."""
-        path = spec.kubeconfig or self.default_kubeconfig
+    def kubeconfig_of(self, spec: ForwardSpec | None) -> str | None:
+        """The kubeconfig path the forward's kubectl reads (None: the default lookup); with no
+        spec, the one forwards without a ``kubeconfig`` of their own read."""
+        path = (spec.kubeconfig if spec else None) or self.default_kubeconfig
         return os.path.expanduser(path) if path else None
 
     def key_of(self, spec: ForwardSpec) -> ClusterKey:
@@ -163,7 +172,10 @@ class ClusterRegistry:
         if watcher.error is not None:
             return _View(problem=f"kubeconfig broken: {watcher.error}")
         contexts = {name: ctx.server for name, ctx in config.contexts.items()}
-        return _View(current=config.current_context, contexts=contexts)
+        from kportforward.kube.credentials import credential_sources
+
+        files = tuple(str(p) for p in watcher.paths)
+        return _View(config.current_context, contexts, None, credential_sources(files), files)
 
     async def refresh(
         self, kubeconfigs: Iterable[str | None]
@@ -181,11 +193,30 @@ class ClusterRegistry:
                 new = _View(problem=f"kubeconfig unreadable: {exc}")
             old = self._view(kubeconfig)
             if new.problem is not None:
-                new = _View(current=old.current, contexts=old.contexts, problem=new.problem)
+                new = _View(old.current, old.contexts, new.problem, old.credentials, old.files)
             if (new.current, new.contexts, new.problem) != (old.current, old.contexts, old.problem):
-                self._views[kubeconfig] = new
                 changes.append((kubeconfig, old, new))
+            if new != old:
+                self._views[kubeconfig] = new
+                # A kubeconfig edited (a new token, a new exec setup): probe its clusters now.
+                for key, down in self._down.items():
+                    if key.kubeconfig == kubeconfig:
+                        down.poke.set()
         return changes
+
+    def credential(self, key: ClusterKey) -> Any:
+        """The ``CredentialSource`` of ``key``'s context, when the kubeconfig names one."""
+        return (self._view(key.kubeconfig).credentials or {}).get(key.context or "")
+
+    async def watch_credentials(self) -> None:
+        """Poke the suspended clusters whose credential caches changed (a login happened)."""
+        for down in list(self._down.values()):
+            if not down.watch:
+                continue
+            seen = await asyncio.to_thread(_signature, down.watch)
+            if seen != down.seen:
+                down.seen = seen
+                down.poke.set()
 
     # -- reachability -----------------------------------------------------------------------------
 
@@ -202,20 +233,35 @@ class ClusterRegistry:
         down = self._down.get(key)
         return down.probes if down else 0
 
-    def report_down(self, key: ClusterKey, reason: str, namespace: str | None) -> None:
-        """kubectl says ``key`` is unreachable or rejects us; probe until it answers."""
+    def report_down(
+        self, key: ClusterKey, reason: str, namespace: str | None, *, auth: bool = False
+    ) -> None:
+        """kubectl says ``key`` is unreachable or rejects us; probe until it answers.
+
+        For failing credentials the reason ends with the command that fixes them, and the
+        credential caches that command writes are watched, so the cluster comes back within a
+        probe of the login.
+        """
         if key in self._down:
             return
         backoff = self._backoffs.get(key)
         if backoff is None:
             backoff = self._backoffs[key] = self._new_backoff()
         down = _Suspension(reason, namespace)
+        if auth and (source := self.credential(key)) is not None:
+            down.fix, down.watch = source.fix, source.watch
+            down.seen = _signature(source.watch)
+            reason = down.reason = f"{reason} — fix: {source.fix}"
         self._down[key] = down
         self._reachable[key] = (False, reason)
         down.task = asyncio.get_running_loop().create_task(
             self._revive(key, down, backoff), name=f"access-probe {key.label}"
         )
         self._on_change(key, False, reason)
+
+    async def probe_access(self, key: ClusterKey, namespace: str | None) -> tuple[bool, str, str]:
+        """One access probe of ``key`` now: (ok, kind, message)."""
+        return await self._probe(key.kubeconfig, key.context, namespace)
 
     def report_up(self, key: ClusterKey, reason: str) -> None:
         """A tunnel of ``key`` carried bytes: it is reachable (if it was not known to be)."""
@@ -228,7 +274,9 @@ class ClusterRegistry:
     async def _revive(self, key: ClusterKey, down: _Suspension, backoff: Backoff) -> None:
         backoff.reset()
         while True:
-            await asyncio.sleep(backoff.next_delay())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(down.poke.wait(), backoff.next_delay())
+            down.poke.clear()
             down.probes += 1
             try:
                 ok, kind, message = await self._probe(key.kubeconfig, key.context, down.namespace)
@@ -238,6 +286,8 @@ class ClusterRegistry:
             if ok or kind == "forbidden":
                 break  # forbidden: the cluster answers; kubectl will report the real problem
             down.reason = f"{kind}: {message}" if message else kind
+            if down.fix:
+                down.reason += f" — fix: {down.fix}"
         self._down.pop(key, None)
         self._reachable[key] = (True, "access probe passed")
         self._on_change(key, True, "access probe passed")
@@ -252,9 +302,14 @@ class ClusterRegistry:
                 out.append(ClusterStatus(key.label, server, False, view.problem))
                 continue
             reach = self._reachable.get(key)
+            down = self._down.get(key)
             out.append(
                 ClusterStatus(
-                    key.label, server, reach[0] if reach else None, reach[1] if reach else ""
+                    key.label,
+                    server,
+                    reach[0] if reach else None,
+                    down.reason if down else (reach[1] if reach else ""),
+                    down.fix if down else "",
                 )
             )
         return tuple(out)
@@ -274,3 +329,22 @@ class ClusterRegistry:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._down.clear()
+
+
+def _signature(paths: Iterable[str]) -> tuple[Any, ...]:
+    """Blocking: (mtime_ns, size) of each path and of the files directly in it (a cache dir)."""
+    out: list[Any] = []
+    for path in paths:
+        try:
+            st = os.stat(path)
+        except OSError:
+            out.append(None)
+            continue
+        out.append((st.st_mtime_ns, st.st_size))
+        if os.path.isdir(path):
+            with contextlib.suppress(OSError), os.scandir(path) as entries:
+                for entry in sorted(entries, key=lambda e: e.name)[:200]:
+                    with contextlib.suppress(OSError):
+                        est = entry.stat()
+                        out.append((entry.name, est.st_mtime_ns, est.st_size))
+    return tuple(out)

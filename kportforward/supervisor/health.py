@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import math
 import os
 import socket
 import struct
@@ -239,8 +240,10 @@ class TunnelProber:
         interval: Callable[[], float],
         key: Callable[[Any], Any],
         budget: float = 20.0,
+        keep_alive: Callable[[], float] = lambda: 60.0,
     ) -> None:
-        self._interval = interval
+        self._interval = lambda: min(interval(), keep_alive())
+        self._keep_alive = keep_alive
         self._key = key
         self.budget = budget
         """Probes per second, at most, in the steady state."""
@@ -288,7 +291,10 @@ class TunnelProber:
         members = list(self._members)
         if not members:
             return
-        quota = max(1, int(self.budget * self._interval()))
+        # The budget bounds the steady cost; the keep-alive guarantee overrides it: every member
+        # gets a probe (a fresh stream through its tunnel) at least once per keep_alive.
+        tick = self._interval()
+        quota = max(1, int(self.budget * tick), math.ceil(len(members) * tick / self._keep_alive()))
         if len(members) <= quota:
             due = members
         else:

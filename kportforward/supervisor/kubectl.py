@@ -11,17 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
-import ctypes.util
 import enum
-import functools
 import logging
 import os
 import re
-import shutil
 import signal
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -29,6 +23,9 @@ from dataclasses import dataclass
 
 from kportforward.core.models import ForwardSpec
 from kportforward.logs import redact
+from kportforward.platform import Platform, StopStep, current
+from kportforward.platform.guard import OrphanGuard, default_guard
+from kportforward.platform.posix import pdeathsig_preexec, setpriv_path
 
 try:  # the ports helper owns these names; keep working until it lands
     from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
@@ -190,21 +187,9 @@ def build_argv(
     return argv
 
 
-@functools.cache
 def _setpriv() -> str | None:
     """util-linux ``setpriv`` if it can set a parent-death signal (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    path = shutil.which("setpriv")
-    if path is None:
-        return None
-    try:
-        subprocess.run(
-            [path, "--pdeathsig", "KILL", "--", "true"], check=True, capture_output=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return path
+    return setpriv_path()
 
 
 def pdeathsig_argv(argv: list[str]) -> tuple[list[str], Callable[[], None] | None]:
@@ -213,7 +198,8 @@ def pdeathsig_argv(argv: list[str]) -> tuple[list[str], Callable[[], None] | Non
     ``setpriv --pdeathsig KILL -- kubectl …`` execs kubectl in place (same pid), and lets Python
     spawn with vfork: about 0.4 ms of CPU per spawn instead of the ~4 ms a ``preexec_fn`` costs
     (it forces a full fork of the whole supervisor), with the event loop blocked meanwhile.
-    Without setpriv, a ``preexec_fn`` calling prctl(PR_SET_PDEATHSIG) does the same job.
+    Without setpriv, a ``preexec_fn`` calling prctl(PR_SET_PDEATHSIG) does the same job. (The
+    platform layer, ``kportforward/platform/posix.py``, owns this; kept here for callers.)
     """
     setpriv = _setpriv()
     if setpriv is not None:
@@ -223,21 +209,7 @@ def pdeathsig_argv(argv: list[str]) -> tuple[list[str], Callable[[], None] | Non
 
 def _pdeathsig_preexec() -> Callable[[], None] | None:
     """A ``preexec_fn`` asking Linux to SIGKILL the child when our (event-loop) thread dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    path = ctypes.util.find_library("c")
-    if path is None:
-        return None
-    prctl = ctypes.CDLL(path, use_errno=True).prctl
-    parent = os.getpid()
-    pr_set_pdeathsig, sigkill = 1, int(signal.SIGKILL)
-
-    def preexec() -> None:  # runs in the child between fork and exec: keep it tiny
-        prctl(pr_set_pdeathsig, sigkill, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
+    return pdeathsig_preexec()
 
 
 class _Protocol(asyncio.SubprocessProtocol):
@@ -287,6 +259,8 @@ class KubectlProcess:
         """Called (in the loop) on readiness and on a change of pod."""
         self._transport: asyncio.SubprocessTransport | None = None
         self._exit: asyncio.Future[int] | None = None
+        self._platform: Platform = current()
+        self._guard: OrphanGuard | None = None
 
     @classmethod
     async def spawn(
@@ -296,30 +270,50 @@ class KubectlProcess:
         forward: str,
         env: dict[str, str] | None = None,
         log_lines: deque[str] | None = None,
+        platform: Platform | None = None,
+        guard: OrphanGuard | None = None,
     ) -> KubectlProcess:
-        """Start kubectl in its own session with a parent-death signal (from the loop thread)."""
+        """Start kubectl in its own process group (session on POSIX), from the loop thread.
+
+        On Linux with a parent-death signal; on every platform registered with the orphan guard
+        (``guard``, default the process-wide one: the watchdog, and a Job Object on Windows),
+        which forgets it again once it has exited.
+        """
         loop = asyncio.get_running_loop()
         proc = cls(log_lines)
+        proc._platform = platform or current()
         proc._exit = loop.create_future()
         child_env = dict(os.environ if env is None else env)
         child_env[OWNER_ENV] = str(os.getpid())
         child_env[FORWARD_ENV] = forward
-        wrapped, preexec = pdeathsig_argv(argv)
+        options = proc._platform.spawn_options(argv, child_env)
         transport, _ = await loop.subprocess_exec(
             lambda: _Protocol(proc),
-            *wrapped,
+            *options.argv,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=child_env,
-            start_new_session=True,
-            preexec_fn=preexec,
             close_fds=True,
+            **options.kwargs,
         )
         proc._transport = transport
         proc.pid = transport.get_pid()
         proc._note(f"spawned pid {proc.pid}: {' '.join(argv[1:])}")
+        proc._register(guard or default_guard(), forward)
         return proc
+
+    def _register(self, guard: OrphanGuard, forward: str) -> None:
+        if self.pid is None:
+            return
+        try:
+            guard.register(self.pid, group=True, label=f"kubectl:{forward}")
+        except Exception:  # the guard must never cost us the forward
+            log.warning("orphan guard: could not register pid %s", self.pid, exc_info=True)
+            return
+        self._guard = guard
+        if self.exited:  # it died before we got here: do not leave it registered
+            guard.unregister(self.pid)
 
     @property
     def returncode(self) -> int | None:
@@ -386,27 +380,42 @@ class KubectlProcess:
             self._note(f"kubectl exited with code {code}")
         if self._transport is not None:
             self._transport.close()  # closes the pipes: no fd left behind
+        if self._guard is not None and self.pid is not None:
+            self._guard.unregister(self.pid)
 
     def signal_group(self, sig: int) -> None:
-        """Send ``sig`` to kubectl's whole process group, unless it has already exited."""
+        """Send ``sig`` to kubectl's whole process group, unless it has already exited.
+
+        On Windows, SIGINT becomes CTRL_BREAK_EVENT and anything else TerminateProcess.
+        """
         if self.pid is None or self.exited:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, sig)
+        plan = self._platform.stop_plan()
+        step = next((s for s in plan if s.signal == sig), None)
+        if step is None:
+            step = StopStep("kill", sig, signal.Signals(sig).name, None, True)
+            if self._platform.name == "win32":
+                step = plan[-1]
+        self._platform.signal(self.pid, step)
 
     async def stop(self, interrupt_wait: float = 1.0, term_wait: float = 0.5) -> int:
-        """SIGINT → wait → SIGTERM → wait → SIGKILL, the whole group; returns the exit code."""
-        for sig, wait in ((signal.SIGINT, interrupt_wait), (signal.SIGTERM, term_wait)):
-            if self.exited:
+        """The platform's stop plan, gentlest first, each step waiting for the exit; returns the
+        exit code. POSIX: SIGINT → SIGTERM → SIGKILL to the group; Windows: CTRL_BREAK_EVENT →
+        TerminateProcess on kubectl and its children."""
+        for step in self._platform.stop_plan(interrupt_wait, term_wait):
+            if self.exited or self.pid is None:
                 break
-            self.signal_group(sig)
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self.wait(), wait)
-        if not self.exited:
-            self.signal_group(signal.SIGKILL)
-            await self.wait()
+            self._platform.signal(self.pid, step)
+            if step.wait is None:
+                await self.wait()
+            else:
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.wait(), step.wait)
         return self.returncode if self.returncode is not None else -1
 
     def kill(self) -> None:
-        """SIGKILL the group now (the forced path of a second Ctrl-C)."""
-        self.signal_group(signal.SIGKILL)
+        """The plan's forced step now (the forced path of a second Ctrl-C): SIGKILL to the group,
+        or TerminateProcess on Windows."""
+        if self.pid is None or self.exited:
+            return
+        self._platform.signal(self.pid, self._platform.stop_plan()[-1])

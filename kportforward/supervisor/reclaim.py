@@ -49,7 +49,7 @@ def _is_kubectl_port_forward(cmdline: list[str]) -> bool:
 
 
 def _same_user(proc: psutil.Process) -> bool:
-    if hasattr(os, "getuid"):
+    if sys.platform != "win32":
         return proc.uids().real == os.getuid()
     import getpass
 

@@ -36,8 +36,6 @@ class Tuning:
 
     monitoring_interval: float = 1.0
     probe_timeout: float = 0.5
-    degraded_reprobe: float = 0.0
-    """Unused since the confirming probe follows at once (kept for callers)."""
     connect_timeout: float = 75.0
     """Restart a kubectl silent this long (it waits up to 60 s for a pod by itself)."""
     spawn_window: float = 0.5
@@ -107,7 +105,7 @@ class RunnerHost(Protocol):
     def argv(self, runner: ForwardRunner, port: int) -> list[str]:
         """The kubectl argv for this forward on ``port``."""
 
-    def cluster_down(self, runner: ForwardRunner, reason: str) -> None:
+    def cluster_down(self, runner: ForwardRunner, reason: str, *, auth: bool) -> None:
         """kubectl said the forward's cluster is unreachable or rejects the credentials."""
 
     def watch_state(self, runner: ForwardRunner) -> None:
@@ -214,7 +212,7 @@ class ForwardRunner:
         elif isinstance(effect, lc.Probe):
             self._start_probe(effect.pid)
         elif isinstance(effect, lc.ReportClusterDown):
-            self.host.cluster_down(self, effect.reason)
+            self.host.cluster_down(self, effect.reason, auth=effect.auth)
 
     def _task(self, coro: Any, what: str) -> None:
         task = asyncio.get_running_loop().create_task(coro, name=f"{what} {self.spec.name}")
@@ -297,7 +295,7 @@ class ForwardRunner:
         if proc.pid != self.record.pid:
             return
         self._connections_before += proc.connections
-        why = proc.classify(pod_target=self.spec.kind.lower() in ("pod", "po", "pods"))
+        why = proc.classify(pod_target=self.spec.targets_pod)
         kind = why.failure.value
         reason = why.reason
         if why.failure is Failure.REFUSED:

@@ -48,7 +48,13 @@ from kportforward.supervisor.runner import (
     Tuning,
     spawn_kubectl,
 )
-from kportforward.supervisor.watch import ConfigWatcher, ProcessSampler, Ticker
+from kportforward.supervisor.watch import (
+    ConfigWatcher,
+    NetworkWatcher,
+    ProcessSampler,
+    SleepDetector,
+    Ticker,
+)
 
 if TYPE_CHECKING:
     from kportforward.supervisor.protocol import SupervisorProtocol
@@ -85,6 +91,7 @@ class Supervisor:
         spawn: ProcessFactory = spawn_kubectl,
         probe: ProbeStarter = start_probe,
         reclaim: bool = True,
+        watch_wake: bool = True,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
@@ -97,6 +104,7 @@ class Supervisor:
             "watch_config": watch_config,
             "watch_kubeconfig": watch_kubeconfig,
             "watch_pods": watch_pods,
+            "watch_wake": watch_wake,
         }
         self._watch_interval = watch_interval
         self._sample_interval = sample_interval
@@ -112,7 +120,10 @@ class Supervisor:
             kubeconfig, self._cluster_changed, probe_access, cluster_backoff or access_backoff
         )
         self.prober = TunnelProber(
-            lambda: self.tuning.monitoring_interval, self.cluster_key, probe_budget
+            lambda: self.tuning.monitoring_interval,
+            self.cluster_key,
+            probe_budget,
+            keep_alive=lambda: self.config.settings.keep_alive,
         )
         self._runners: dict[str, ForwardRunner] = {}
         self._rejected: set[str] = set()
@@ -356,9 +367,11 @@ class Supervisor:
         """The kubectl argv for ``runner`` on ``port``."""
         return build_argv(self.kubectl, runner.spec, port, kubeconfig=self.kubeconfig)
 
-    def cluster_down(self, runner: ForwardRunner, reason: str) -> None:
+    def cluster_down(self, runner: ForwardRunner, reason: str, *, auth: bool) -> None:
         """kubectl reported the cluster unreachable or the credentials rejected."""
-        self.registry.report_down(self.cluster_key(runner), reason, runner.spec.namespace)
+        self.registry.report_down(
+            self.cluster_key(runner), reason, runner.spec.namespace, auth=auth
+        )
 
     def watch_state(self, runner: ForwardRunner) -> None:
         """Keep the probing rotation, the cluster's reachability and the watches in step."""
@@ -379,7 +392,7 @@ class Supervisor:
 
     def _kubeconfigs(self) -> list[str | None]:
         keys = [self.registry.kubeconfig_of(s) for s in self.config.forwards]
-        return list(dict.fromkeys([self.registry.kubeconfig_of(_DEFAULT_SPEC), *keys]))
+        return list(dict.fromkeys([self.registry.kubeconfig_of(None), *keys]))
 
     def _port_moved(self, message: str) -> None:
         self._notice("warning", message)
@@ -534,8 +547,43 @@ class Supervisor:
                 )
             )
         self._watchers.append(ProcessSampler(self._pids, self._sampled, self._sample_interval))
+        if self._options["watch_wake"]:
+            self._watchers.append(SleepDetector(self._slept, interval=1.0))
+            self._watchers.append(NetworkWatcher(self._recheck, interval=2.0))
+            self._watchers.append(Ticker("credential-watch", 0.5, self.registry.watch_credentials))
         for watcher in self._watchers:
             watcher.start()
+
+    async def _slept(self, lost: float) -> None:
+        await self._recheck(f"woke up after {lost:.0f}s asleep")
+
+    async def _recheck(self, reason: str) -> None:
+        """After a sleep or a network change: one access probe per cluster first; the tunnels of
+        clusters that answer are re-verified by a probe (only dead ones restart, through the
+        spawn slots); clusters that do not answer are suspended until they do."""
+        self._notice("information", f"{reason}: checking every cluster, then every tunnel")
+        await self.registry.refresh(self._kubeconfigs())
+        keys: dict[ClusterKey, str | None] = {}
+        for runner in self._runners.values():
+            if runner.record.invalid is None and runner.state is not S.STOPPED:
+                keys.setdefault(self.cluster_key(runner), runner.spec.namespace)
+        gate = asyncio.Semaphore(4)
+
+        async def check(key: ClusterKey, namespace: str | None) -> None:
+            async with gate:
+                try:
+                    ok, kind, message = await self.registry.probe_access(key, namespace)
+                except Exception as exc:
+                    ok, kind, message = False, "network", str(exc)
+            if not ok and kind != "forbidden":
+                auth = kind in ("auth", "config")
+                self.registry.report_down(key, f"{kind}: {message}", namespace, auth=auth)
+                return
+            for runner in list(self._runners.values()):
+                if self.cluster_key(runner) == key:
+                    runner.feed(lc.WokeUp(reason))
+
+        await asyncio.gather(*(check(k, ns) for k, ns in keys.items()))
 
     async def _config_file_changed(self, config: Config | None, error: Exception | None) -> None:
         if error is not None or config is None:
@@ -562,10 +610,6 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 kclient.forget_client(kubeconfig, context)
         gc.collect()  # the pools close their sockets when collected
-
-
-_DEFAULT_SPEC = ForwardSpec("(default)", "pod/x", 1, 1)
-"""A spec with no kubeconfig of its own: the supervisor's default kubeconfig is always watched."""
 
 
 def _tuning_for(config: Config) -> Tuning:

@@ -126,3 +126,77 @@ class ProcessSampler(Ticker):
         for pid in [p for p in self._procs if p not in out]:
             del self._procs[pid]
         self._on_sample(out)
+
+
+class SleepDetector(Ticker):
+    """Notices that the machine slept (or the process was stopped): a tick that arrives far too
+    late, or a wall clock that jumped ahead of the monotonic one. ``on_wake(seconds)`` gets the
+    time that went missing."""
+
+    def __init__(
+        self,
+        on_wake: Callable[[float], Awaitable[None]],
+        interval: float = 1.0,
+        threshold: float = 4.0,
+        clocks: tuple[Callable[[], float], Callable[[], float]] | None = None,
+    ) -> None:
+        super().__init__("sleep-detector", interval, self._check)
+        self._on_wake = on_wake
+        self.threshold = threshold
+        import time
+
+        self._mono, self._wall = clocks or (time.monotonic, time.time)
+        self._last = (self._mono(), self._wall())
+
+    def missing(self) -> float:
+        """Seconds lost since the last tick (0 when the tick came on time); moves the marks on."""
+        mono, wall = self._mono(), self._wall()
+        last_mono, last_wall = self._last
+        self._last = (mono, wall)
+        late = (mono - last_mono) - self.interval
+        jumped = (wall - last_wall) - (mono - last_mono)
+        lost = max(late, jumped)
+        return lost if lost >= self.threshold else 0.0
+
+    async def _check(self) -> None:
+        lost = self.missing()
+        if lost:
+            await self._on_wake(lost)
+
+
+class NetworkWatcher(Ticker):
+    """Notices that the local addresses or the default route changed (Wi-Fi, VPN, docking);
+    ``on_change(reason)`` is called once per change. psutil's interface list, read in a thread."""
+
+    def __init__(
+        self,
+        on_change: Callable[[str], Awaitable[None]],
+        interval: float = 2.0,
+        read: Callable[[], Any] | None = None,
+    ) -> None:
+        super().__init__("network-watch", interval, self._check)
+        self._on_change = on_change
+        self._read = read or network_signature
+        self._seen: Any = None
+
+    async def _check(self) -> None:
+        now = await asyncio.to_thread(self._read)
+        if self._seen is not None and now != self._seen:
+            self._seen = now
+            await self._on_change("the network changed")
+        self._seen = now
+
+
+def network_signature() -> tuple[Any, ...]:
+    """The machine's non-loopback addresses and (on Linux) its default route, comparable."""
+    import psutil
+
+    addrs = []
+    for name, entries in sorted(psutil.net_if_addrs().items()):
+        for entry in entries:
+            if entry.address and not entry.address.startswith(("127.", "::1", "fe80")):
+                addrs.append((name, str(entry.address)))
+    route = ""
+    with contextlib.suppress(OSError), open("/proc/net/route", encoding="ascii") as f:
+        route = next((ln.split()[0] for ln in f if ln.split()[1:2] == ["00000000"]), "")
+    return (tuple(sorted(addrs)), route)

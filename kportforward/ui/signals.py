@@ -13,11 +13,17 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
-QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+if sys.platform == "win32":  # no SIGHUP: a closed console ends the process by itself
+    QUIT_SIGNALS: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM)
+    _HANGUP: int | None = None
+else:
+    QUIT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    _HANGUP = signal.SIGHUP
 
 
 class QuitSignals:
@@ -50,7 +56,7 @@ class QuitSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.count += 1
-        if signum == signal.SIGHUP and terminal_gone():
+        if signum == _HANGUP and terminal_gone():
             detach_from_terminal()
         if self._on_deadline is not None:
             self._on_deadline(self.count)
@@ -71,12 +77,12 @@ def detach_from_terminal() -> None:
 
 def terminal_gone() -> bool:
     """True when stdout is a terminal that has hung up (a SIGHUP can also come from ``kill``)."""
-    try:
-        import termios
-
-        termios.tcgetattr(1)
-    except ImportError:
+    if sys.platform == "win32":  # no termios; a closed console ends the process anyway
         return False
+    import termios
+
+    try:
+        termios.tcgetattr(1)
     except (OSError, termios.error):  # EIO: the terminal is gone; ENOTTY: never was one
         return os.isatty(1) or True
     return False

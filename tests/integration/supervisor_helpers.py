@@ -26,7 +26,6 @@ RUNNING = ForwardState.RUNNING
 FAST = Tuning(
     monitoring_interval=0.2,
     probe_timeout=0.5,
-    degraded_reprobe=0.1,
     connect_timeout=30.0,
     stop_interrupt_wait=1.0,
     stop_term_wait=0.5,

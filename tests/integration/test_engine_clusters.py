@@ -120,6 +120,8 @@ async def test_deleted_or_broken_kubeconfig_keeps_running_tunnels_and_says_so(
         assert await echo(b.local_port, b"b") == b"b"
         seen = await sample(h, "a", 1.0)
         assert {(s.state, s.pid) for _, s in seen} == {(RUNNING, pid_a)}  # nothing restarted
+        # The header never learned of a cluster called "(none)" or "(current)" meanwhile.
+        assert mentioned(h, r"context='\((current|none)\)'") == []
     finally:
         await h.close()
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -57,6 +58,34 @@ async def test_traffic_flows_again_soon_after_the_api_server_resumes(kubectl, si
         await h.wait(lambda: h.state("api") is RUNNING, 10, "Running again")
     finally:
         sim.resume()
+        await h.close()
+
+
+async def test_traffic_flows_again_soon_after_the_api_server_comes_back(
+    kubectl, sim_factory, tmp_path
+):
+    """The API server down (stopped, not hung) and back on the same address: the forward was
+    Suspended meanwhile; it must not sit out a long access-probe step once the server answers."""
+    first = sim_factory(generated_world(1))
+    server_port = int(first.url.rsplit(":", 1)[1])
+    kubeconfig = tmp_path / "kubeconfig"  # the simulator's own file goes with it
+    kubeconfig.write_bytes(Path(first.kubeconfig_path).read_bytes())
+    specs = echo_specs([("api", "service/svc-000")])
+    h = Harness(
+        make_supervisor(kubectl, str(kubeconfig), specs, backoff=None, cluster_backoff=None)
+    )
+    try:
+        await h.sup.start()
+        await h.all_running(30)
+        await h.wait(lambda: h.sup.status("api").probe_latencies, 10, "a passing probe")
+        await asyncio.to_thread(first.stop_in_thread)
+        await h.wait(lambda: h.state("api") is not RUNNING, 15, "the server loss noticed")
+        await asyncio.sleep(8.0)  # down long enough for any wait between retries to grow
+        await asyncio.to_thread(sim_factory, generated_world(1), port=server_port)
+        took = await echo_within(specs[0].local_port, 6.0)  # target 3 s; the issue saw 9-13 s
+        assert took < 6.0
+        await h.wait(lambda: h.state("api") is RUNNING, 10, "Running again")
+    finally:
         await h.close()
 
 

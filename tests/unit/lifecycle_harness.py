@@ -165,7 +165,7 @@ class World:
     def argv(self, runner: Any, port: int) -> list[str]:
         return ["kubectl", "port-forward", f"{port}:9000"]
 
-    def cluster_down(self, runner: Any, reason: str) -> None:
+    def cluster_down(self, runner: Any, reason: str, *, auth: bool = False) -> None:
         self.cluster_reports.append(reason)
 
     def watch_state(self, runner: Any) -> None:

@@ -37,10 +37,11 @@ def test_table_through_the_real_entry_point() -> None:
 
 
 def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["check", "--json", "--config", str(GOOD / "all_keys.yaml")]) == 0
+    assert cli.main(["check", "--offline", "--json", "--config", str(GOOD / "all_keys.yaml")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert set(doc) == {
         "version",
+        "ok",
         "sources",
         "monitoringIntervalSeconds",
         "uiOptions",
@@ -69,14 +70,14 @@ def test_json_schema(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_warnings_go_to_stderr_and_into_the_json(capsys: pytest.CaptureFixture[str]) -> None:
-    assert cli.main(["check", "--config", str(GOOD / "warnings.yaml")]) == 0
+    assert cli.main(["check", "--offline", "--config", str(GOOD / "warnings.yaml")]) == 0
     out, err = capsys.readouterr()
     assert "namespce" not in out
     warnings = [line for line in err.splitlines() if line.startswith("kportforward: warning: ")]
     assert len(warnings) == 3
     assert any("warnings.yaml:11: portForwards.web.localPort" in w for w in warnings)
     assert "0.0.0.0:8080:80" in out  # a non-default address is shown with the ports
-    assert cli.main(["check", "--json", "--config", str(GOOD / "warnings.yaml")]) == 0
+    assert cli.main(["check", "--offline", "--json", "--config", str(GOOD / "warnings.yaml")]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert {w["key"] for w in doc["warnings"]} == {
         "portForwards.api.namespce",
@@ -127,3 +128,29 @@ def test_check_imports_neither_textual_nor_kubernetes() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.split() == ["False", "False"]
+
+
+def test_check_validates_contexts_against_the_kubeconfig(tmp_path: Path) -> None:
+    """A forward whose context is not in the kubeconfig is an error naming it (exit 2), unless
+    --offline; with no kubeconfig anywhere the contexts are not checked (a warning)."""
+    kubeconfig = tmp_path / "kc"
+    kubeconfig.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: alpha\n"
+        "clusters: [{name: c, cluster: {server: 'http://127.0.0.1:1'}}]\n"
+        "users: [{name: u, user: {}}]\n"
+        "contexts: [{name: alpha, context: {cluster: c, user: u}}]\n"
+    )
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "portForwards:\n"
+        "  good: {target: svc/a, targetPort: 80, localPort: 18080}\n"
+        "  bad: {target: svc/b, targetPort: 80, localPort: 18081, context: nope}\n"
+    )
+    result = run_cli("check", "--config", str(config), "--kubeconfig", str(kubeconfig))
+    assert result.returncode == 2
+    assert "forward 'bad'" in result.stderr and "'nope'" in result.stderr
+    assert "alpha" in result.stderr and "forward 'good'" not in result.stderr
+    offline = run_cli(
+        "check", "--offline", "--config", str(config), "--kubeconfig", str(kubeconfig)
+    )
+    assert offline.returncode == 0, offline.stderr

@@ -202,13 +202,19 @@ def test_a_later_source_can_re_enable_and_null_clears_an_optional_key(tmp_path: 
         del os.environ["KPORTFORWARD_CONFIG"]
 
 
-def test_an_incomplete_override_of_an_unknown_name_is_an_error(tmp_path: Path) -> None:
-    cfg = write(tmp_path / "c.yaml", "portForwards:\n  nothere:\n    localPort: 9090\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(cfg)
-    err = info.value
-    assert (err.path, err.line, err.key) == (str(cfg), 2, "portForwards.nothere")
-    assert "target" in str(err) and "targetPort" in str(err)
+def test_an_incomplete_override_of_an_unknown_name_fails_that_forward_only(tmp_path: Path) -> None:
+    cfg = write(
+        tmp_path / "c.yaml",
+        "portForwards:\n  nothere:\n    localPort: 9090\n"
+        "  ok: {target: pod/ok, targetPort: 1, localPort: 2}\n",
+    )
+    config = load_config(cfg)
+    assert [s.name for s in config.forwards] == ["ok"]
+    (problem,) = config.rejected
+    assert problem.name == "nothere"
+    assert f"{cfg}:2: portForwards.nothere: missing required keys target, targetPort" in (
+        problem.message
+    )
 
 
 def test_a_disabled_stub_needs_no_other_keys(tmp_path: Path) -> None:
@@ -240,8 +246,10 @@ def test_user_path_xdg_then_home(monkeypatch: pytest.MonkeyPatch, hermetic_env: 
 
 
 def test_windows_uses_appdata(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(config_mod, "_WINDOWS", True)
-    path, required = config_mod._user_path_from({"APPDATA": "C:/Users/me/AppData/Roaming"})
+    from kportforward.core import config_paths
+
+    monkeypatch.setattr(config_paths, "WINDOWS", True)
+    path, required, _ = config_paths.user_paths({"APPDATA": "C:/Users/me/AppData/Roaming"})
     assert Path(path or "") == Path("C:/Users/me/AppData/Roaming/kportforward/config.yaml")
     assert required is False
 

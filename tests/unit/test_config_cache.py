@@ -100,11 +100,11 @@ def test_environment_changes_select_another_user_file(
 
 def test_errors_are_cached_too_and_a_fix_is_seen(tmp_path: Path) -> None:
     cfg = tmp_path / "c.yaml"
-    cfg.write_text("portForwards:\n  api: {target: service/api, targetPort: 80, localPort: 0}\n")
+    cfg.write_text("portForwards: [api]\n")
     for _ in range(2):
-        with pytest.raises(ConfigError, match="out of range") as info:
+        with pytest.raises(ConfigError, match="expected a mapping of forward names") as info:
             load_config(cfg)
-        assert info.value.line == 2
+        assert info.value.line == 1
     assert load_config.cache_info()[:2] == (1, 1)
     cfg.write_text(forward(8080))
     assert load_config(cfg).forward("api").local_port == 8080

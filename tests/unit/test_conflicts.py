@@ -210,3 +210,23 @@ def test_no_free_port_anywhere_is_unresolved_not_raised():
     assert res.unresolved["a"] == (
         "8080 is in use on 127.0.0.1; no free port between 1024 and 65535 for a"
     )
+
+
+def test_a_localhost_forward_moves_off_a_port_another_program_holds_on_ipv6():
+    """kubectl listens on 127.0.0.1 and ::1 for ``localhost`` and keeps running on one alone, so
+    a port taken on ::1 only must move (a browser may resolve localhost to ::1 first)."""
+    try:
+        holder = socket.socket(socket.AF_INET6)
+        holder.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no ::1 on this machine")
+    with holder:
+        holder.listen(1)
+        port = holder.getsockname()[1]
+        res = resolve_conflicts(
+            [ForwardSpec("api", "service/api", 80, port, address="localhost")],
+            PortChecker(),
+            name_holders=False,
+        )
+        assert res.ports["api"] != port
+        assert f"{port} is in use on ::1" in res.moves["api"].reason
