@@ -44,6 +44,7 @@ class DashboardActions(App[None]):
     refresh_rate: float
     webuis: WebUIs | None
     kubeconfig: str | None
+    select: Callable[[Config], Config] | None
 
     def web_url(self, status: ForwardStatus) -> str | None:
         """The forward's Swagger UI / grpcui page, when one is up."""
@@ -356,6 +357,8 @@ async def reload_config(app: DashboardActions) -> None:
 
     try:
         config = await asyncio.to_thread(load_config, app.config_arg)
+        if app.select is not None:
+            config = app.select(config)
     except KPortForwardError as exc:
         app.call_later(app.show_notice, f"Config not reloaded: {exc}", "error")
         return

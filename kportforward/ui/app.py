@@ -35,6 +35,7 @@ from kportforward.ui.updates import StatusCoalescer
 from kportforward.ui.widgets.summary import SummaryBar
 
 if TYPE_CHECKING:
+    from kportforward.core.models import Config
     from kportforward.webui import WebUIs
 
 log = logging.getLogger(__name__)
@@ -74,10 +75,12 @@ class KPortForwardApp(DashboardActions):
         exit_deadline: Callable[[float], None] | None = None,
         webuis: WebUIs | None = None,
         kubeconfig: str | None = None,
+        select: Callable[[Config], Config] | None = None,
     ) -> None:
         super().__init__()
         self.webuis = webuis
         self.kubeconfig = kubeconfig
+        self.select = select
         self.supervisor = supervisor
         self.config_path = config_path
         self.config_arg = config_arg
@@ -356,6 +359,7 @@ def make_app(
     exit_deadline: Callable[[float], None] | None = None,
     webuis: WebUIs | None = None,
     kubeconfig: str | None = None,
+    select: Callable[[Config], Config] | None = None,
 ) -> KPortForwardApp:
     """The one way to build the dashboard: the CLI, the tests, the snapshots and the demo use it.
 
@@ -367,7 +371,8 @@ def make_app(
     (from a key or a signal handler); the CLI uses it to guarantee the process ends by then.
     ``webuis`` (``kportforward.webui.WebUIs``, fed by the caller) gives the Swagger UI / grpcui
     URLs that ``o``, ``c``, ``w`` and the details use; ``kubeconfig`` is the ``--kubeconfig``
-    the ``a`` screen lists services through (None: $KUBECONFIG or ~/.kube/config).
+    the ``a`` screen lists services through (None: $KUBECONFIG or ~/.kube/config); ``select``
+    (the global ``--context``/``-n`` filter) is applied to every config a reload reads.
     """
     return KPortForwardApp(
         supervisor,
@@ -380,4 +385,5 @@ def make_app(
         exit_deadline=exit_deadline,
         webuis=webuis,
         kubeconfig=kubeconfig,
+        select=select,
     )

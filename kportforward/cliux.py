@@ -1,0 +1,139 @@
+"""The CLI's user-facing rules that are not parsing: which common options each command shows,
+option combinations that are errors, the dashboard's need for a terminal, the global
+``--context`` / ``-n`` filters. ``cli.py`` calls these; they import nothing heavy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kportforward.errors import ArgumentError
+
+if TYPE_CHECKING:
+    from kportforward.core.models import Config
+
+UI_COMMANDS = (None, "dashboard")
+
+COMMON_OPTIONS: dict[str | None, frozenset[str]] = {
+    None: frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    "dashboard": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    "run": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    "check": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    "demo": frozenset({"kubectl", "log"}),
+    "profile": frozenset({"kubectl", "log"}),
+    "sim": frozenset({"log"}),
+    "add": frozenset({"config", "kubeconfig", "log", "filters"}),
+    "discover": frozenset({"kubeconfig", "log", "filters"}),
+    "init": frozenset(),
+    "completion": frozenset(),
+    "version": frozenset(),
+}
+"""Which groups of the common options each command takes (and lists in its --help): ``config``
+(--config), ``kubeconfig``, ``kubectl``, ``log`` (--log-file, -v), ``filters`` (--context, -n)."""
+
+
+def add_filters(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """``--context`` and ``-n/--namespace``, as kubectl spells them."""
+    default = argparse.SUPPRESS if suppress else None
+    context = parser.add_argument(
+        "--context",
+        metavar="NAME",
+        default=default,
+        help="only the forwards of this kube context (add/discover: read this context)",
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        metavar="NS",
+        default=default,
+        help="only the forwards of this namespace (add/discover: list this namespace)",
+    )
+    from kportforward.commands.completion import contexts
+
+    context.completer = contexts  # type: ignore[attr-defined]
+
+
+def check_combinations(args: argparse.Namespace) -> None:
+    """Options that only mean something together with another one are errors without it."""
+    if args.command == "demo" and not getattr(args, "headless", False):
+        ignored = [
+            flag
+            for flag, dest in (("--json", "json"), ("--duration", "duration"))
+            if getattr(args, dest, None)
+        ]
+        if ignored:
+            raise ArgumentError(
+                f"{' and '.join(ignored)} only appl{'y' if len(ignored) > 1 else 'ies'} "
+                "with --headless (the dashboard would ignore "
+                f"{'them' if len(ignored) > 1 else 'it'})",
+                f"add --headless, or drop {' and '.join(ignored)}",
+            )
+    if args.command == "add" and getattr(args, "all", False) and getattr(args, "services", None):
+        raise ArgumentError(
+            "--all and SERVICE names exclude each other", "name services, or use --all alone"
+        )
+
+
+def require_terminal(args: argparse.Namespace, isatty: Callable[[int], bool] = os.isatty) -> None:
+    """The dashboard draws on a terminal: without one (a pipe, a file, cron) say what to use."""
+    ui = args.command in UI_COMMANDS or (
+        args.command == "demo" and not getattr(args, "headless", False)
+    )
+    if not ui:
+        return
+    try:
+        ok = isatty(sys.stdin.fileno()) and isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):
+        ok = False
+    if not ok:
+        what = "demo" if args.command == "demo" else "dashboard"
+        hint = (
+            "use 'kportforward demo --headless'"
+            if what == "demo"
+            else "use 'kportforward run' to keep the forwards alive without a UI"
+        )
+        raise ArgumentError(f"the {what} needs a terminal (stdin and stdout are not one)", hint)
+
+
+def forward_filter(args: argparse.Namespace) -> Callable[[Config], Config] | None:
+    """The ``--context``/``-n`` filter for this run, as ``config -> config``; None without one.
+
+    The current context and each context's namespace come from the kubeconfig (``--kubeconfig``
+    or ``$KUBECONFIG``); an unreadable kubeconfig counts as no current context, namespace
+    ``default``.
+    """
+    if args.command in ("add", "discover"):
+        return None  # there they name what to read, not what to keep
+    context = getattr(args, "context", None)
+    namespace = getattr(args, "namespace", None)
+    if context is None and namespace is None:
+        return None
+    from kportforward.core.selection import select_forwards
+
+    current, namespaces = _kube_view(getattr(args, "kubeconfig", None))
+
+    def select(config: Config) -> Config:
+        return select_forwards(
+            config,
+            context,
+            namespace,
+            current,
+            lambda name: namespaces.get(name or "", "default"),
+        )
+
+    return select
+
+
+def _kube_view(kubeconfig: str | None) -> tuple[str | None, dict[str, str]]:
+    try:
+        from kportforward.kube.kubeconfig import shared_watcher
+
+        kc = shared_watcher(kubeconfig).current()
+        current = kc.current_context or None
+        return current, {name: c.namespace or "default" for name, c in kc.contexts.items()}
+    except Exception:
+        return None, {}
