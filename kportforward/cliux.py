@@ -78,18 +78,22 @@ def check_combinations(args: argparse.Namespace) -> None:
         )
 
 
-def require_terminal(args: argparse.Namespace, isatty: Callable[[int], bool] = os.isatty) -> None:
+def has_terminal() -> bool:
+    """True when stdin and stdout are both a terminal."""
+    try:
+        return os.isatty(sys.stdin.fileno()) and os.isatty(sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # closed, replaced or fileno-less streams
+        return False
+
+
+def require_terminal(args: argparse.Namespace, terminal: Callable[[], bool] = has_terminal) -> None:
     """The dashboard draws on a terminal: without one (a pipe, a file, cron) say what to use."""
     ui = args.command in UI_COMMANDS or (
         args.command == "demo" and not getattr(args, "headless", False)
     )
     if not ui:
         return
-    try:
-        ok = isatty(sys.stdin.fileno()) and isatty(sys.stdout.fileno())
-    except (AttributeError, OSError, ValueError):
-        ok = False
-    if not ok:
+    if not terminal():
         what = "demo" if args.command == "demo" else "dashboard"
         hint = (
             "use 'kportforward demo --headless'"

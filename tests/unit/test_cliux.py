@@ -49,13 +49,13 @@ def test_accepted_combinations() -> None:
 )
 def test_the_dashboard_needs_a_terminal(args: argparse.Namespace, words: str) -> None:
     with pytest.raises(ArgumentError, match=words):
-        cliux.require_terminal(args, isatty=lambda fd: False)
-    cliux.require_terminal(args, isatty=lambda fd: True)
+        cliux.require_terminal(args, terminal=lambda: False)
+    cliux.require_terminal(args, terminal=lambda: True)
 
 
 def test_headless_commands_need_no_terminal() -> None:
     for args in (ns(command="run"), ns(command="demo", headless=True), ns(command="check")):
-        cliux.require_terminal(args, isatty=lambda fd: False)
+        cliux.require_terminal(args, terminal=lambda: False)
 
 
 def test_filters_read_the_kubeconfig(tmp_path: Path) -> None:
