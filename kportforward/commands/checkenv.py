@@ -1,0 +1,83 @@
+"""What ``check`` verifies beyond the config file: the kubectl binary, the kubeconfig, and each
+forward's context (``--offline`` skips all of it). Nothing here contacts a cluster.
+
+``verify_kubectl`` is also what ``run`` and the dashboard can call so that ``--kubectl /bin/false``
+is "not kubectl" at once instead of a forward that fails again and again.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from dataclasses import dataclass, field
+
+from kportforward.core.models import Config
+from kportforward.errors import KPortForwardError, KubectlNotFoundError
+
+VERSION_TIMEOUT = 10.0
+
+
+def verify_kubectl(path: str, timeout: float = VERSION_TIMEOUT) -> str:
+    """``kubectl version --client -o json`` → the client's gitVersion; KubectlNotFoundError (exit
+    2) naming the file when it does not answer like kubectl."""
+    argv = [path, "version", "--client", "-o", "json"]
+    try:
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired:
+        raise KubectlNotFoundError(
+            f"{path}: no answer to 'version --client' within {timeout:g}s",
+            "is it kubectl? pass --kubectl PATH",
+        ) from None
+    except OSError as exc:
+        raise KubectlNotFoundError(
+            f"{path}: cannot run it ({exc.strerror})", "pass --kubectl PATH"
+        ) from None
+    try:
+        version = json.loads(done.stdout)["clientVersion"]["gitVersion"]
+    except (ValueError, KeyError, TypeError):
+        detail = (done.stderr or done.stdout).decode("utf-8", "replace").strip().splitlines()
+        said = f": {detail[0][:120]}" if detail else ""
+        raise KubectlNotFoundError(
+            f"{path} is not kubectl ('version --client' exited {done.returncode}{said})",
+            "install kubectl or pass --kubectl PATH",
+        ) from None
+    return str(version)
+
+
+@dataclass
+class EnvironmentReport:
+    """What ``check`` found outside the config: facts for stderr, problems that make it exit 2."""
+
+    facts: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+def check_environment(
+    config: Config, kubeconfig: str | None, kubectl: str | None
+) -> EnvironmentReport:
+    """Check the kubectl binary, ``--kubeconfig`` and every forward's kubeconfig and context."""
+    from kportforward.commands.run import resolve_kubectl
+    from kportforward.commands.startup import forward_problems
+
+    report = EnvironmentReport()
+    try:
+        path = resolve_kubectl(kubectl)
+        report.facts.append(f"kubectl {verify_kubectl(path)} ({path})")
+    except KPortForwardError as exc:
+        report.problems.append(str(exc))
+    try:
+        problems = forward_problems(config.forwards, kubeconfig)
+    except KPortForwardError as exc:  # --kubeconfig itself is unreadable
+        report.problems.append(str(exc))
+        return report
+    report.problems += [problems[name] for name in sorted(problems)]
+    contexts = sorted({spec.context or "(current context)" for spec in config.forwards})
+    if config.forwards and not problems:
+        report.facts.append(f"kubeconfig: every forward's context exists ({', '.join(contexts)})")
+    return report
