@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 UI_COMMANDS = (None, "dashboard")
 
 COMMON_OPTIONS: dict[str | None, frozenset[str]] = {
-    None: frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
-    "dashboard": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
-    "run": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    None: frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
+    "dashboard": frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
+    "run": frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
     "check": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
-    "demo": frozenset({"kubectl", "log"}),
+    "demo": frozenset({"kubectl", "log", "debug"}),
     "profile": frozenset({"kubectl", "log"}),
     "sim": frozenset({"log"}),
     "add": frozenset({"config", "kubeconfig", "log", "filters"}),
@@ -33,7 +33,45 @@ COMMON_OPTIONS: dict[str | None, frozenset[str]] = {
     "version": frozenset(),
 }
 """Which groups of the common options each command takes (and lists in its --help): ``config``
-(--config), ``kubeconfig``, ``kubectl``, ``log`` (--log-file, -v), ``filters`` (--context, -n)."""
+(--config, --config-url), ``kubeconfig``, ``kubectl``, ``log`` (--log-file, -v), ``filters``
+(--context, -n), ``debug`` (the Go tool's memory/heap flags). Other commands get an alias of
+their own module in ``cli._COMMANDS``; unknown ones take every group."""
+
+GROUP_DESTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "config": (("config", "--config"), ("config_url", "--config-url")),
+    "kubeconfig": (("kubeconfig", "--kubeconfig"),),
+    "kubectl": (("kubectl", "--kubectl"),),
+    "log": (("log_file", "--log-file"), ("verbose", "-v")),
+    "filters": (("context", "--context"), ("namespace", "-n/--namespace")),
+    "debug": (
+        ("mem_stats_interval", "--mem-stats-interval"),
+        ("heap_snapshot_dir", "--heap-snapshot-dir"),
+        ("heap_snapshot_interval", "--heap-snapshot-interval"),
+        ("pprof", "--pprof"),
+    ),
+}
+ALL_GROUPS = frozenset(GROUP_DESTS)
+
+
+def groups_for(command: str | None) -> frozenset[str]:
+    """The common option groups ``command`` takes."""
+    return COMMON_OPTIONS.get(command, ALL_GROUPS)
+
+
+def check_common_options(args: argparse.Namespace) -> None:
+    """A common option given before a command that does not use it (``kportforward --kubeconfig
+    X sim``) is an error rather than silently ignored."""
+    wanted = groups_for(args.command)
+    for group, dests in GROUP_DESTS.items():
+        if group in wanted:
+            continue
+        for dest, flag in dests:
+            if getattr(args, dest, None):
+                name = args.command or "the dashboard"
+                usage = " ".join(("kportforward", *([args.command] if args.command else [])))
+                raise ArgumentError(
+                    f"{flag} does not apply to {name}", f"drop it (see '{usage} --help')"
+                )
 
 
 def add_filters(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
