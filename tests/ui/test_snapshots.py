@@ -118,3 +118,23 @@ def test_empty_state(snap_compare) -> None:
         handle_signals=False,
     )
     assert snap_compare(app, terminal_size=SIZE, run_before=started)
+
+
+@pytest.mark.parametrize("look", ["light", "no-color"])
+def test_table_light_and_no_color(snap_compare, look: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """State colours on the light theme, and under NO_COLOR (glyphs and bold carry the states)."""
+    from dataclasses import replace
+
+    config, statuses, clusters = every_state_world()
+    if look == "light":
+        config = replace(config, settings=replace(config.settings, theme="light"))
+    else:
+        monkeypatch.setenv("NO_COLOR", "1")
+    app = make_app(
+        ScriptedSupervisor(config, statuses, clusters),
+        config_path="/home/me/.config/kportforward/config.yaml",
+        clock=lambda: FROZEN_NOW,
+        tz=UTC,
+        handle_signals=False,
+    )
+    assert snap_compare(app, terminal_size=(100, 24), run_before=started)
