@@ -9,7 +9,10 @@ terminal or a log.
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import os
+import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +23,17 @@ from typing import Any
 
 from kportforward.core.models import ForwardSpec
 from kportforward.errors import KubeconfigError, KubeContextError
-from kportforward.kube.kubeconfig_yaml import Shape, describe, parse_document, read_text, user_auth
+from kportforward.kube.kubeconfig_yaml import (
+    MAX_KUBECONFIG_BYTES,
+    STREAM_TIMEOUT,
+    Shape,
+    describe,
+    parse_document,
+    read_text,
+    user_auth,
+)
+from kportforward.owned import make_owned_dir
+from kportforward.safeio import is_stream_path, read_user_file, write_user_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,18 +151,61 @@ class Kubeconfig:
         return self.users.get(ctx.user) if ctx.user else None
 
 
+_materialised: dict[str, str | KubeconfigError] = {}
+_materialised_lock = threading.Lock()
+
+
+def materialise_kubeconfig(path: str) -> str:
+    """``path``, or for a stream (``/dev/fd/N`` as ``--kubeconfig <(command)`` makes) the path of a
+    private copy: the pipe is read once (bounded in size and time) into an owned temporary
+    directory, so kubectl and every later re-read see the same bytes. Raises KubeconfigError.
+
+    The CLI should pass ``--kubeconfig`` through this before anything uses it, so kubectl (which
+    cannot open our inherited descriptor) gets the copy too.
+    """
+    if not is_stream_path(path):
+        return path
+    with _materialised_lock:
+        done = _materialised.get(path)
+        if done is None:
+            try:
+                data = read_user_file(
+                    path,
+                    what="kubeconfig",
+                    error=KubeconfigError,
+                    max_bytes=MAX_KUBECONFIG_BYTES,
+                    timeout=STREAM_TIMEOUT,
+                )
+                directory = make_owned_dir("kubeconfig")
+                atexit.register(shutil.rmtree, directory, ignore_errors=True)
+                copy = directory / "kubeconfig"
+                write_user_file(copy, data or b"", what="kubeconfig copy", error=KubeconfigError)
+                done = str(copy)
+            except KubeconfigError as exc:
+                done = exc
+            except OSError as exc:
+                done = KubeconfigError(
+                    f"cannot copy kubeconfig {path}: {exc.strerror or exc}", "save it to a file"
+                )
+            _materialised[path] = done
+    if isinstance(done, KubeconfigError):
+        raise done
+    return done
+
+
 def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
     """The kubeconfig files, like kubectl: ``explicit``, else ``$KUBECONFIG``, else ~/.kube/config.
 
     ``$KUBECONFIG`` is an ``os.pathsep``-separated list; empty entries and duplicates are dropped.
+    A stream (``/dev/fd/N``) is replaced by its private copy (``materialise_kubeconfig``).
     """
     if explicit:
-        return [Path(os.path.expanduser(explicit))]
+        return [Path(materialise_kubeconfig(os.path.expanduser(explicit)))]
     env = os.environ.get("KUBECONFIG", "")
     paths: list[Path] = []
     for part in env.split(os.pathsep):
         if part:
-            p = Path(os.path.expanduser(part))
+            p = Path(materialise_kubeconfig(os.path.expanduser(part)))
             if p not in paths:
                 paths.append(p)
     return paths or [Path(os.path.expanduser("~/.kube/config"))]
@@ -251,8 +307,13 @@ class KubeconfigWatcher:
 
     ``current()`` costs one ``stat`` per file while nothing changes (no parse); a change of any
     file's (mtime_ns, size, inode) re-reads them all. Never spawns kubectl. Thread-safe. If a
-    changed file cannot be parsed (say, half-written), the last good view is kept and the problem
-    is in ``error`` until the file changes again; with no good view yet the error is raised.
+    changed file cannot be parsed (say, half-written, or replaced by a FIFO or ``/dev/zero``), the
+    last good view is kept and the problem is in ``error`` until the file changes again; with no
+    good view yet the error is raised.
+
+    Called on an event loop's thread with a good view in hand, a re-read happens in a background
+    thread and the last good view is returned meanwhile: reading and parsing (up to 4 MiB of YAML)
+    never blocks the loop.
     """
 
     def __init__(
@@ -277,6 +338,7 @@ class KubeconfigWatcher:
         """Increases each time a re-read produced a different view."""
         self._polled = False
         self._polled_context: str | None = None
+        self._reading: _Signature | None = None
 
     @property
     def signature(self) -> _Signature | None:
@@ -303,20 +365,48 @@ class KubeconfigWatcher:
                     assert self.error is not None
                     raise self.error
                 return self._config
-            self._signature = sig
-            self.loads += 1
-            try:
-                config = load_kubeconfig(self.paths, must_exist=self.explicit is not None)
-            except KubeconfigError as exc:
-                self.error = exc
-                if self._config is None:
-                    raise
+            if self._config is not None and _on_event_loop():
+                if self._reading is None:
+                    self._reading = sig
+                    threading.Thread(
+                        target=self._read_in_background, args=(sig,), name="kpf-kubeconfig",
+                        daemon=True,
+                    ).start()  # fmt: skip
                 return self._config
-            self.error = None
-            if config != self._config:
-                self.version += 1
-                self._config = config
+            config, error = self._load()
+            self._store(sig, config, error)
+            if self._config is None:
+                assert error is not None
+                raise error
             return self._config
+
+    def _load(self) -> tuple[Kubeconfig | None, KubeconfigError | None]:
+        try:
+            return load_kubeconfig(self.paths, must_exist=self.explicit is not None), None
+        except KubeconfigError as exc:
+            return None, exc
+        except (MemoryError, RecursionError) as exc:
+            where = ", ".join(str(p) for p in self.paths)
+            return None, KubeconfigError(
+                f"kubeconfig {where} cannot be read ({type(exc).__name__})", "fix the file"
+            )
+
+    def _store(
+        self, sig: _Signature, config: Kubeconfig | None, error: KubeconfigError | None
+    ) -> None:
+        """Record a read's outcome (the lock held)."""
+        self._signature = sig
+        self.loads += 1
+        self.error = error
+        if config is not None and config != self._config:
+            self.version += 1
+            self._config = config
+
+    def _read_in_background(self, sig: _Signature) -> None:
+        config, error = self._load()
+        with self._lock:
+            self._reading = None
+            self._store(sig, config, error)
 
     def poll(self) -> tuple[str | None, str | None] | None:
         """``(old, new)`` when the current context changed since the last poll, else None.
@@ -337,6 +427,14 @@ class KubeconfigWatcher:
                 return None
             self._polled_context = now
             return (old, now)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 _watchers: dict[str | None, KubeconfigWatcher] = {}

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from kportforward.errors import KubeconfigError
+from kportforward.safeio import MiB, read_user_file
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -125,37 +126,110 @@ def user_auth(body: Mapping[str, Any]) -> tuple[str, str | None]:
     return "none", None
 
 
+MAX_KUBECONFIG_BYTES = 4 * MiB
+"""A kubeconfig larger than this is refused (real ones with hundreds of clusters are < 1 MiB)."""
+STREAM_TIMEOUT = 10.0
+"""How long a kubeconfig passed as a pipe (``<(command)``) may take to arrive."""
+MAX_MERGED_ENTRIES = 100_000
+"""YAML merge keys (``<<``) may expand a document to at most this many mapping entries."""
+
+
+def _read_error(message: str, hint: str) -> KubeconfigError:
+    if "does not exist" in message:
+        hint = "check the path given to --kubeconfig, KUBECONFIG or the forward's 'kubeconfig'"
+    elif "is a directory" in message:
+        hint = "point it at the kubeconfig file"
+    return KubeconfigError(message, hint)
+
+
 def read_text(path: Path, must_exist: bool) -> str | None:
-    """The file as text; None if it is missing and need not exist. Raises KubeconfigError."""
-    try:
-        with open(path, "rb") as fh:
-            data = fh.read()
-    except FileNotFoundError:
-        if must_exist:
-            raise KubeconfigError(
-                f"kubeconfig {path} does not exist",
-                "check the path given to --kubeconfig or the forward's 'kubeconfig'",
-            ) from None
+    """The file as text; None if it is missing and need not exist. Raises KubeconfigError.
+
+    Bounded (``safeio.read_user_file``): a FIFO, a device, a directory, a symlink loop or a file
+    over ``MAX_KUBECONFIG_BYTES`` is refused without blocking; an inherited pipe is read once.
+    """
+    data = read_user_file(
+        path,
+        what="kubeconfig",
+        error=_read_error,
+        max_bytes=MAX_KUBECONFIG_BYTES,
+        timeout=STREAM_TIMEOUT,
+        missing_ok=not must_exist,
+    )
+    if data is None:
         return None
-    except IsADirectoryError:
-        raise KubeconfigError(
-            f"kubeconfig {path} is a directory, not a file", "point it at the kubeconfig file"
-        ) from None
-    except OSError as exc:
-        raise KubeconfigError(
-            f"cannot read kubeconfig {path}: {exc.strerror or type(exc).__name__}",
-            "check the file's permissions",
-        ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         raise KubeconfigError(f"kubeconfig {path} is not text (not UTF-8)", FIX_HINT) from None
 
 
+class ExpansionError(ValueError):
+    """A document whose merge keys would expand it past the bound, or merge into themselves."""
+
+
+def merged_size(node: Any) -> int:
+    """How many mapping entries constructing ``node`` will walk once merge keys are expanded.
+
+    pyyaml's ``flatten_mapping`` copies every merged mapping's entries (duplicates included) into
+    the mapping that merges it, level by level, so nested merges grow geometrically: a 657-byte
+    document can take hours. This walks the composed tree once (memoised per node) and totals the
+    work construction would do, so such a document is refused before it is built.
+    """
+    sizes: dict[int, int] = {}
+    total = 0
+    stack: list[tuple[Any, bool]] = [(node, False)]
+    while stack:
+        current, done = stack.pop()
+        key = id(current)
+        if isinstance(current, yaml.ScalarNode) or (key in sizes and not done):
+            continue
+        if not done:
+            sizes[key] = -1  # in progress: a merge that reaches it again is a cycle
+            stack.append((current, True))
+            children = (
+                [v for pair in current.value for v in pair]
+                if isinstance(current, yaml.MappingNode)
+                else list(current.value)
+            )
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        size = 0
+        if isinstance(current, yaml.MappingNode):
+            for k, v in current.value:
+                if k.tag != "tag:yaml.org,2002:merge":
+                    size += 1
+                    continue
+                targets = v.value if isinstance(v, yaml.SequenceNode) else [v]
+                for target in targets:
+                    merged = sizes.get(id(target), 0)
+                    if merged < 0:
+                        raise ExpansionError("a merge key (<<) refers to a mapping containing it")
+                    size += merged
+                    total += merged
+        else:
+            size = len(current.value)
+        sizes[key] = size
+        total += size
+        if total > MAX_MERGED_ENTRIES:
+            raise ExpansionError(
+                f"merge keys (<<) and aliases expand it past {MAX_MERGED_ENTRIES:,} entries"
+            )
+    return total
+
+
 def parse_document(path: Path, text: str) -> dict[str, Any]:
-    """The YAML document as a mapping (empty for an empty file). Raises KubeconfigError."""
+    """The YAML document as a mapping (empty for an empty file). Raises KubeconfigError.
+
+    Composed first, its merge-key expansion bounded (``merged_size``), then constructed: the
+    time and memory this takes are linear in the file's size.
+    """
+    loader = _Loader(text)
     try:
-        doc = yaml.load(text, Loader=_Loader)  # a safe loader (C if available)
+        node = loader.get_single_node()
+        if node is not None:
+            merged_size(node)
+        doc = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as exc:
         # Only the problem and the position: the offending line could hold a token.
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
@@ -165,6 +239,19 @@ def parse_document(path: Path, text: str) -> dict[str, Any]:
         ) from None
     except yaml.YAMLError:
         raise KubeconfigError(f"{path}: kubeconfig is not valid YAML", FIX_HINT) from None
+    except ExpansionError as exc:
+        raise KubeconfigError(f"{path}: kubeconfig refused: {exc}", FIX_HINT) from None
+    except RecursionError:
+        raise KubeconfigError(f"{path}: kubeconfig is nested too deeply", FIX_HINT) from None
+    except Exception as exc:
+        # A tagged scalar that does not construct (``!!int abc``, ``!!float x``, a bad date): name
+        # the type only, since the text of the error quotes the value.
+        raise KubeconfigError(
+            f"{path}: kubeconfig holds a value YAML cannot construct ({type(exc).__name__})",
+            FIX_HINT,
+        ) from None
+    finally:
+        loader.dispose()
     if doc is None:
         return {}
     if not isinstance(doc, dict):
