@@ -18,7 +18,7 @@ import sys
 import threading
 
 from kportforward.errors import OutputPathError
-from kportforward.safeio import open_output_file
+from kportforward.safeio import open_output_file, reason_of
 
 # Bearer tokens and similar must never reach a log, whatever a library chooses to print.
 _SECRET = re.compile(
@@ -138,7 +138,11 @@ def setup_logging(log_file: str | None, verbose: int) -> None:
     path = os.path.expanduser(log_file)
 
     def error(message: str, hint: str) -> OutputPathError:
-        return OutputPathError(message, "choose a writable file for --log-file")
+        reason = reason_of(message, "log file", path)
+        return OutputPathError(
+            f"cannot write the log file {log_file}: {reason}",
+            "choose a writable file for --log-file",
+        )
 
     fd = open_output_file(path, what="log file", error=error, allow_device=True)
     handler = SafeFileHandler(fd, log_file)

@@ -61,6 +61,19 @@ def _size(n: int) -> str:
     return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n / 1024:.0f} KiB"
 
 
+def reason_of(message: str, what: str, path: str) -> str:
+    """The part of a message from this module after the file is named (``is a directory, not a
+    regular file``, ``permission denied`` …), for callers that phrase their own message."""
+    for prefix in (
+        f"cannot read {what} {path}: ",
+        f"cannot write {what} {path}: ",
+        f"{what} {path}",
+    ):
+        if message.startswith(prefix):
+            return message[len(prefix) :].lstrip(": ").strip()
+    return message
+
+
 def is_stream_path(path: str) -> bool:
     """True for paths that name an inherited stream (``/dev/fd/N``, ``/dev/stdin`` …)."""
     return bool(_STREAM_PATH.match(path))
@@ -198,6 +211,9 @@ def open_output_file(
     here can block. ``append`` False truncates a regular file.
     """
     name = os.fspath(path)
+    if os.path.realpath(name).startswith(("/proc/", "/sys/")):
+        # Kernel files: writing (or chmod-ing, as root) them is never what a user meant.
+        raise error(f"{what} {name} is a kernel file under /proc or /sys", "choose a file path")
     try:
         st: os.stat_result | None = os.stat(name)
     except FileNotFoundError:
@@ -228,8 +244,15 @@ def open_output_file(
                     f"{what} {name} belongs to another user (uid {now.st_uid})",
                     "choose a file of your own",
                 )
+            if not now.st_mode & stat.S_IWUSR:
+                # Root may write anything: a file marked read-only (or /proc's) is still refused.
+                raise error(f"{what} {name} is read-only (mode {now.st_mode & 0o777:o})", "")
             if now.st_mode & 0o077:
-                os.fchmod(fd, 0o600)
+                try:
+                    os.fchmod(fd, 0o600)
+                except OSError as exc:
+                    reason = exc.strerror or type(exc).__name__
+                    raise error(f"cannot write {what} {name}: cannot make it 0600 ({reason})", "")
             if not append:
                 os.ftruncate(fd, 0)
             os.set_blocking(fd, True)

@@ -17,9 +17,9 @@ is deliberately narrow. A process is stopped only when **every** test below hold
 - that owner is provably gone (``owned.owner_gone``): no process has that pid, or the process
   with that pid started at another time; a live owner, including this very process, is never
   robbed, and an old marker without a start time is never trusted;
-- it has been orphaned: its parent is pid 1, or a reaper that started before its owner did (a
-  subreaper that adopted it). A marked kubectl whose real parent is some other live process is not
-  ours to stop.
+- it has been orphaned: its parent is pid 1, or a known reaper (``systemd --user``, a container
+  init such as tini) that adopted it. A marked kubectl whose real parent is some other live
+  process is not ours to stop.
 
 Anything else that holds the port is left alone, whatever it is. The stop is the same gentle-then-
 firm sequence the supervisor uses: SIGINT (kubectl exits 0), wait, SIGTERM, wait, SIGKILL.
@@ -37,7 +37,7 @@ import time
 import psutil
 
 from kportforward.core.ports import addresses_overlap
-from kportforward.owned import me, owner_gone, pid_namespace, start_time
+from kportforward.owned import me, owner_gone, pid_namespace
 
 OWNER_ENV = "KPORTFORWARD_OWNER_PID"
 """Set on every kubectl we spawn: the pid of the kportforward that spawned it."""
@@ -57,6 +57,10 @@ def owner_marker() -> dict[str, str]:
 
 _KUBECTL_EXE = re.compile(r"^kubectl(\.[0-9.]+)?(\.exe)?$", re.IGNORECASE)
 _POLL = 0.05
+# Processes that adopt orphans: init systems and container inits (subreapers).
+_REAPERS = frozenset(
+    {"systemd", "init", "tini", "docker-init", "catatonit", "dumb-init", "s6-svscan", "launchd"}
+)
 
 
 def _is_kubectl_port_forward(cmdline: list[str]) -> bool:
@@ -72,20 +76,6 @@ def _same_user(proc: psutil.Process) -> bool:
     import getpass
 
     return proc.username().split("\\")[-1] == getpass.getuser()
-
-
-def _owner_alive(owner_pid: int, proc: psutil.Process) -> bool:
-    """Whether ``owner_pid`` may still be the kportforward that spawned ``proc`` (pid-only view,
-    for markers from before start times were recorded: a younger process merely reuses the pid)."""
-    if owner_pid == os.getpid():
-        return True
-    try:
-        owner = psutil.Process(owner_pid)
-        return owner.create_time() <= proc.create_time()
-    except psutil.NoSuchProcess:
-        return False
-    except psutil.AccessDenied:
-        return True  # cannot tell: keep our hands off
 
 
 def _kubectl_dirs(kubectl: str | None) -> tuple[set[str], set[str]]:
@@ -109,18 +99,17 @@ def is_our_kubectl(exe: str, kubectl: str | None) -> bool:
     return os.path.dirname(real) in dirs and bool(_KUBECTL_EXE.match(os.path.basename(real)))
 
 
-def _orphaned(proc: psutil.Process, owner_start: str) -> bool:
-    """Reparented to init or to a reaper older than the owner, not held by some live parent."""
+def _orphaned(proc: psutil.Process) -> bool:
+    """Adopted by init (pid 1 in our namespace) or by a known reaper (``systemd --user``, tini …),
+    as happens when its owner dies; a kubectl whose parent is any other live process is that
+    process's business, whatever its environment says."""
     ppid = proc.ppid()
     if ppid in (0, 1):
         return True
-    parent_start = start_time(ppid)
-    if parent_start is None:
-        return False  # the parent is vanishing right now: ask again next time
     try:
-        return int(parent_start) < int(owner_start)
-    except ValueError:
-        return float(parent_start) < float(owner_start)
+        return psutil.Process(ppid).name() in _REAPERS
+    except psutil.Error:
+        return False
 
 
 def _listen_ports(proc: psutil.Process) -> set[int]:
@@ -158,7 +147,7 @@ def _stale_reason(
         owner_pid = int(owner_text)
         if proc.ppid() == owner_pid or not owner_gone(owner_pid, owner_start, owner_ns):
             return None
-        if not _orphaned(proc, owner_start):
+        if not _orphaned(proc):
             return None
         if _listen_ports(proc) != {port}:
             return None
