@@ -246,13 +246,19 @@ def open_output_file(
                 )
             if not now.st_mode & stat.S_IWUSR:
                 # Root may write anything: a file marked read-only (or /proc's) is still refused.
-                raise error(f"{what} {name} is read-only (mode {now.st_mode & 0o777:o})", "")
+                raise error(
+                    f"{what} {name} is read-only (mode {now.st_mode & 0o777:o})",
+                    "make it writable (chmod u+w) or choose another file",
+                )
             if now.st_mode & 0o077:
                 try:
                     os.fchmod(fd, 0o600)
                 except OSError as exc:
                     reason = exc.strerror or type(exc).__name__
-                    raise error(f"cannot write {what} {name}: cannot make it 0600 ({reason})", "")
+                    raise error(
+                        f"cannot write {what} {name}: cannot make it 0600 ({reason})",
+                        "choose a file of your own",
+                    ) from None
             if not append:
                 os.ftruncate(fd, 0)
             os.set_blocking(fd, True)

@@ -2,9 +2,10 @@
 
 - Bounded in time: the plugin's process group is killed at the caller's deadline.
 - Never orphaned: on Linux the plugin gets a parent-death signal (``setpriv --pdeathsig KILL``,
-  exec in place), so even a SIGKILLed or SIGTERMed kportforward takes it along; every plugin still
-  running is also killed, with its whole process group, when the interpreter exits (Ctrl-C during
-  the startup check) or when ``terminate_exec_plugins()`` is called (from a signal handler).
+  exec in place), so even a SIGKILLed kportforward takes it along; every plugin still running is
+  killed with its whole process group (its own children too) when the interpreter exits (Ctrl-C
+  during the startup check), on SIGTERM/SIGHUP while ``plugin_signal_guard()`` is active (every
+  access probe holds it), or when ``terminate_exec_plugins()`` is called.
 - Never leaks: its stderr reaches a message only after ``logs.redact_strict`` and after removing
   the values of its ``env`` entries, since plugins print tokens on stderr.
 """
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from kportforward.kube.classify import KubeApiError, first_line
@@ -48,6 +50,47 @@ def terminate_exec_plugins() -> int:
 
 
 atexit.register(terminate_exec_plugins)
+
+_guard_depth = 0
+_guard_saved: dict[int, Any] = {}
+_GUARDED = tuple(
+    sig for sig in (getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)) if sig
+)
+
+
+def _end_plugins_and_die(signum: int, frame: Any) -> None:
+    terminate_exec_plugins()
+    # Then die of the same signal, as the default disposition would have.
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
+@contextlib.contextmanager
+def plugin_signal_guard() -> Iterator[None]:
+    """While active (main thread only; nestable), SIGTERM/SIGHUP with their default disposition
+    first kill every running exec plugin's process group, then end the process as before.
+
+    Without it a plugin's own children would outlive a SIGTERMed kportforward (the parent-death
+    signal reaches the plugin itself only). Handlers someone else installed are left alone.
+    """
+    global _guard_depth
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    if _guard_depth == 0:
+        for sig in _GUARDED:
+            if signal.getsignal(sig) is signal.SIG_DFL:
+                _guard_saved[sig] = signal.signal(sig, _end_plugins_and_die)
+    _guard_depth += 1
+    try:
+        yield
+    finally:
+        _guard_depth -= 1
+        if _guard_depth == 0:
+            for sig, old in _guard_saved.items():
+                if signal.getsignal(sig) is _end_plugins_and_die:
+                    signal.signal(sig, old)
+            _guard_saved.clear()
 
 
 @functools.cache
