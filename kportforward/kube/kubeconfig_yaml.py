@@ -131,7 +131,7 @@ MAX_KUBECONFIG_BYTES = 4 * MiB
 STREAM_TIMEOUT = 10.0
 """How long a kubeconfig passed as a pipe (``<(command)``) may take to arrive."""
 MAX_MERGED_ENTRIES = 100_000
-"""YAML merge keys (``<<``) may expand a document to at most this many mapping entries."""
+"""YAML merge keys (``<<``) may copy at most this many mapping entries into a document."""
 
 
 def _read_error(message: str, hint: str) -> KubeconfigError:
@@ -169,12 +169,13 @@ class ExpansionError(ValueError):
 
 
 def merged_size(node: Any) -> int:
-    """How many mapping entries constructing ``node`` will walk once merge keys are expanded.
+    """How many mapping entries merge keys will copy when ``node`` is constructed.
 
     pyyaml's ``flatten_mapping`` copies every merged mapping's entries (duplicates included) into
     the mapping that merges it, level by level, so nested merges grow geometrically: a 657-byte
     document can take hours. This walks the composed tree once (memoised per node) and totals the
-    work construction would do, so such a document is refused before it is built.
+    entries copied, so such a document is refused before it is built. Plain entries cost what
+    the file's size allows; only the copies are counted against ``MAX_MERGED_ENTRIES``.
     """
     sizes: dict[int, int] = {}
     total = 0
@@ -210,7 +211,6 @@ def merged_size(node: Any) -> int:
         else:
             size = len(current.value)
         sizes[key] = size
-        total += size
         if total > MAX_MERGED_ENTRIES:
             raise ExpansionError(
                 f"merge keys (<<) and aliases expand it past {MAX_MERGED_ENTRIES:,} entries"
