@@ -149,7 +149,7 @@ BAD_KUBECONFIGS: dict[str, Bad] = {
     ),
     "no-current-context": Bad(
         _text(GOOD_KUBECONFIG.replace("current-context: ctx\n", "")), ("no current context",)
-    ),  # fmt: skip
+    ),
     "big-but-allowed": Bad(
         _text("".join(f"key{i}: value{i}\n" for i in range(150_000))), ("no current context",)
     ),
