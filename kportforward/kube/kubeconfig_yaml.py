@@ -6,6 +6,7 @@ value of the wrong type, could be a token.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from kportforward.safeio import MiB, read_user_file
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+# pyyaml quotes the document's own text in some problems (a tag, an alias, a character): that
+# text could be a credential, so quoted parts never reach a message.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
 FIX_HINT = "fix the file, or point --kubeconfig / KUBECONFIG at a valid kubeconfig"
 
 
@@ -234,8 +238,9 @@ def parse_document(path: Path, text: str) -> dict[str, Any]:
         # Only the problem and the position: the offending line could hold a token.
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         where = f"{path}:{line}" if line else str(path)
+        problem = _QUOTED.sub("…", exc.problem or "parse error")
         raise KubeconfigError(
-            f"{where}: kubeconfig is not valid YAML ({exc.problem or 'parse error'})", FIX_HINT
+            f"{where}: kubeconfig is not valid YAML ({problem})", FIX_HINT
         ) from None
     except yaml.YAMLError:
         raise KubeconfigError(f"{path}: kubeconfig is not valid YAML", FIX_HINT) from None
