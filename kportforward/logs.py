@@ -25,6 +25,7 @@ _SECRET = re.compile(
     r"(?i)(authorization:\s*bearer\s+|bearer\s+|(?:token|password|secret)[\"']?\s*[:=]\s*[\"']?)"
     r"([A-Za-z0-9._~+/=-]{6,})"
 )
+_SECRET_WORDS = ("bearer", "token", "password", "secret")
 # A JSON Web Token (the usual shape of a Kubernetes/OIDC bearer token), anywhere in a line.
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
 # A long run of token characters with upper case, lower case and digits (a cloud access token, an
@@ -39,8 +40,12 @@ _PLUGIN_WORD = re.compile(r"[A-Za-z0-9._~+/=-]{20,}")
 
 def redact(text: str) -> str:
     """Replace anything that looks like a credential with ``<redacted>``."""
-    text = _SECRET.sub(r"\1<redacted>", text)
-    text = _JWT.sub("<redacted>", text)
+    # Cheap substring tests first: these run on every kubectl line and every log record.
+    lower = text.lower()
+    if any(word in lower for word in _SECRET_WORDS):
+        text = _SECRET.sub(r"\1<redacted>", text)
+    if "eyJ" in text:
+        text = _JWT.sub("<redacted>", text)
     if len(text) >= 32:
         text = _OPAQUE.sub("<redacted>", text)
     return text
