@@ -22,7 +22,6 @@ from kportforward.sim.world import (
     _service_port,
 )
 
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 EXAMPLE = Path(__file__).with_name("example-world.yaml")
 SECTIONS = ("services", "deployments", "statefulsets", "replicasets", "pods")
 ALLOWED = {
@@ -180,8 +179,8 @@ def world_from_text(text: str, path: str) -> World:
     Callers that read untrusted files should bound the YAML's merge-key expansion first.
     """
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)
+        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
