@@ -149,7 +149,10 @@ def setup_logging(log_file: str | None, verbose: int) -> None:
             "choose a writable file for --log-file",
         )
 
-    fd = open_output_file(path, what="log file", error=error, allow_device=True)
+    # /dev/null discards, /dev/full fails every write (a test of the full-disk path); any other
+    # device (a terminal) would put log lines where the dashboard draws.
+    device_ok = os.path.realpath(path) in ("/dev/null", "/dev/full")
+    fd = open_output_file(path, what="log file", error=error, allow_device=device_ok)
     handler = SafeFileHandler(fd, log_file)
     handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)

@@ -300,9 +300,9 @@ OUTPUT_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(OUTPUT_CASES))
+@pytest.mark.parametrize("case", sorted(set(OUTPUT_CASES) | {"dev-zero"}))
 def test_log_file(case: str, tmp_path: Path, env) -> None:
-    bad = OUTPUT_CASES[case]
+    bad = OUTPUT_CASES.get(case) or Bad(_existing("/dev/zero"), ("character device",))
     path = _prepare(tmp_path, bad, "log")
     config = tmp_path / "config.yaml"
     config.write_text(GOOD_CONFIG)
