@@ -16,7 +16,11 @@ from kportforward.kube.kubeconfig import load_kubeconfig
 
 def main() -> None:
     """Time the refusal of a 12-level, fan-4 merge bomb and the parse of a ~3.9 MiB kubeconfig."""
-    d = Path(tempfile.mkdtemp(prefix="kpf-bench-"))
+    with tempfile.TemporaryDirectory(prefix="kpf-bench-") as tmp:
+        _run(Path(tmp))
+
+
+def _run(d: Path) -> None:
     lines = ["l0: &l0 {a: 1, b: 2, c: 3, d: 4}"]
     for i in range(1, 12):
         lines.append(f"l{i}: &l{i} {{<<: [{', '.join([f'*l{i - 1}'] * 4)}], k{i}: 1}}")

@@ -165,8 +165,13 @@ def materialise_kubeconfig(path: str) -> str:
     """
     if not is_stream_path(path):
         return path
+    try:
+        st = os.stat(path)
+        key = f"{path}:{st.st_dev}:{st.st_ino}"  # a reused descriptor number is another pipe
+    except OSError:
+        return path  # the reader names the problem
     with _materialised_lock:
-        done = _materialised.get(path)
+        done = _materialised.get(key)
         if done is None:
             try:
                 data = read_user_file(
@@ -187,7 +192,7 @@ def materialise_kubeconfig(path: str) -> str:
                 done = KubeconfigError(
                     f"cannot copy kubeconfig {path}: {exc.strerror or exc}", "save it to a file"
                 )
-            _materialised[path] = done
+            _materialised[key] = done
     if isinstance(done, KubeconfigError):
         raise done
     return done

@@ -9,9 +9,12 @@ values of every type in every place.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +23,14 @@ from kportforward.errors import KubeconfigError
 from kportforward.kube.kubeconfig import Kubeconfig, load_kubeconfig
 
 _DIR = Path(tempfile.mkdtemp(prefix="kpf-hypothesis-"))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _remove_scratch_dir() -> Iterator[None]:
+    yield
+    shutil.rmtree(_DIR, ignore_errors=True)
+
+
 SETTINGS = settings(
     max_examples=int(os.environ.get("KPF_HYPOTHESIS_EXAMPLES", "300")),
     deadline=2000,  # ms per example: a merge bomb or a quadratic walk fails here
