@@ -151,6 +151,9 @@ class Kubeconfig:
         return self.users.get(ctx.user) if ctx.user else None
 
 
+MAX_TOTAL_BYTES = 4 * MAX_KUBECONFIG_BYTES
+"""All the files of one ``$KUBECONFIG`` together: each file has its own cap, and so has the list."""
+
 _materialised: dict[str, str | KubeconfigError] = {}
 _materialised_lock = threading.Lock()
 
@@ -231,10 +234,18 @@ def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) ->
     raw_contexts: dict[str, tuple[str, str, str | None]] = {}
     clusters: dict[str, KubeCluster] = {}
     users: dict[str, KubeUser] = {}
+    total = 0
     for path in searched:
         text = read_text(path, must_exist)
         if text is None:
             continue
+        total += len(text)
+        if total > MAX_TOTAL_BYTES:
+            raise KubeconfigError(
+                f"the kubeconfig files {', '.join(str(p) for p in searched)} together are larger "
+                f"than {MAX_TOTAL_BYTES >> 20} MiB",
+                "list fewer files in KUBECONFIG",
+            )
         files.append(path)
         doc = parse_document(path, text)
         if doc:

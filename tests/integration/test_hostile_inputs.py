@@ -215,6 +215,23 @@ def test_kubeconfig_of_a_forward(case: str, tmp_path: Path, env: dict[str, str])
     assert_refused(outcome, *bad.says)
 
 
+def test_many_large_kubeconfigs_in_the_environment_are_bounded_together(tmp_path: Path, env):
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD_CONFIG)
+    chunk = ("# " + "x" * 97 + "\n") * 39_000  # 3.9 MB of comments: each file alone is fine
+    paths = []
+    for i in range(5):
+        path = tmp_path / f"kc{i}"
+        path.write_text(chunk)
+        paths.append(str(path))
+    outcome = run_hostile(
+        ["run", "--config", str(config)],
+        watch=_watch(tmp_path),
+        env={**env, "KUBECONFIG": os.pathsep.join(paths)},
+    )
+    assert_refused(outcome, "together are larger than 16 MiB", "KUBECONFIG")
+
+
 def test_a_kubeconfig_path_with_a_newline_stays_one_line(tmp_path: Path, env) -> None:
     config = tmp_path / "config.yaml"
     config.write_text(GOOD_CONFIG)
