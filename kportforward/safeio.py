@@ -39,7 +39,7 @@ _STREAM_PATH = re.compile(r"^/(dev/fd/\d+|dev/stdin|proc/(self|\d+)/fd/\d+)$")
 _streams: dict[tuple[int, int], bytes] = {}
 _streams_lock = threading.Lock()
 
-ErrorFactory = Callable[[str, str], BadInputError]
+ErrorFactory = Callable[[str, str], Exception]
 
 
 def _kind(mode: int) -> str:
@@ -79,7 +79,7 @@ def is_stream_path(path: str) -> bool:
     return bool(_STREAM_PATH.match(path))
 
 
-def _stat_error(path: str, what: str, exc: OSError, error: ErrorFactory) -> BadInputError:
+def _stat_error(path: str, what: str, exc: OSError, error: ErrorFactory) -> Exception:
     if exc.errno == errno.ELOOP:
         return error(f"{what} {path} is a symbolic link loop", "point it at a real file")
     if exc.errno == errno.EACCES:

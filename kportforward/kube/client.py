@@ -18,6 +18,7 @@ import base64
 import contextlib
 import copy
 import datetime as dt
+import functools
 import json
 import os
 import threading
@@ -33,6 +34,7 @@ from kportforward.kube.classify import KubeApiError
 from kportforward.kube.execplugin import run_exec_plugin
 from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
 from kportforward.kube.kubeconfig_yaml import parse_document, read_text
+from kportforward.safeio import read_user_file
 
 T = TypeVar("T")
 
@@ -139,6 +141,7 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
                 f"kubeconfig {kc.where} cannot be read any more",
                 "restore it, or point --kubeconfig / KUBECONFIG at a valid kubeconfig",
             )
+        _check_referenced_files(root, ctx)
         user = kc.user_of(ctx)
         if user is not None and user.auth == "exec":
             for node in root.value.get("users") or []:
@@ -203,6 +206,45 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
             "fix the kubeconfig",
         ) from None
     return client, expires
+
+
+# Files a kubeconfig entry may name, which the kubernetes package reads whole: each must be a
+# regular file of sane size, or a FIFO would hang the probe and /dev/zero exhaust memory.
+_FILE_KEYS = {"clusters": ("cluster", ("certificate-authority",)),
+              "users": ("user", ("client-certificate", "client-key", "tokenFile"))}  # fmt: skip
+MAX_REFERENCED_BYTES = 1 << 20
+
+
+def _referenced_file_error(where: str, message: str, hint: str) -> KubeApiError:
+    return KubeApiError("config", f"{where}: {message}", "point it at the file itself")
+
+
+def _check_referenced_files(root: Any, ctx: KubeContext) -> None:
+    """Refuse (KubeApiError ``config``) a certificate, key or token file of ``ctx``'s cluster or
+    user that is not a regular file of at most 1 MiB; relative paths are relative to the
+    kubeconfig that names them, as client-go resolves them."""
+    wanted = {"clusters": ctx.cluster, "users": ctx.user}
+    for section, (inner, keys) in _FILE_KEYS.items():
+        for node in root.value.get(section) or []:
+            if node.value.get("name") != wanted[section]:
+                continue
+            body = node.value.get(inner) or {}
+            for key in keys:
+                value = body.get(key) if isinstance(body, dict) else None
+                if not isinstance(value, str) or not value:
+                    continue
+                base = os.path.dirname(os.path.abspath(node.path or ""))
+                path = os.path.join(base, os.path.expanduser(value))
+
+                where = f"{section}[{wanted[section]}].{inner}.{key} in {node.path}"
+                error = functools.partial(_referenced_file_error, where)
+                read_user_file(
+                    path,
+                    what=key,
+                    error=error,
+                    max_bytes=MAX_REFERENCED_BYTES,
+                    allow_stream=False,
+                )
 
 
 def _merged_config(merger_class: Any, kc: Kubeconfig) -> Any:

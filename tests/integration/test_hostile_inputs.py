@@ -215,6 +215,48 @@ def test_kubeconfig_of_a_forward(case: str, tmp_path: Path, env: dict[str, str])
     assert_refused(outcome, *bad.says)
 
 
+REFERENCED = {
+    "ca-dev-zero": ("cluster", "certificate-authority", "/dev/zero", "character device"),
+    "ca-fifo": ("cluster", "certificate-authority", "FIFO", "named pipe"),
+    "token-file-fifo": ("user", "tokenFile", "FIFO", "named pipe"),
+    "client-cert-directory": ("user", "client-certificate", "DIR", "directory"),
+    "client-key-huge": ("user", "client-key", "HUGE", "more than"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCED))
+def test_files_a_kubeconfig_names_are_checked_too(case: str, tmp_path: Path, env) -> None:
+    """Certificates, keys and token files are read whole by the kubernetes package: a FIFO hung
+    the startup probe, /dev/zero ran it out of memory. Now a ``config`` failure: exit 2."""
+    section, key, target, says = REFERENCED[case]
+    path = tmp_path / "referenced"
+    if target == "FIFO":
+        os.mkfifo(path)
+    elif target == "DIR":
+        path.mkdir()
+    elif target == "HUGE":
+        _sparse(path, 50 << 20)
+    else:
+        path = Path(target)
+    if section == "cluster":
+        old, new = (
+            '{server: "https://127.0.0.1:1"}',
+            f'{{server: "https://127.0.0.1:1", {key}: "{path}"}}',
+        )
+    else:
+        old, new = "{token: SECRET-TOKEN-abc123}", f'{{{key}: "{path}"}}'
+    kc = GOOD_KUBECONFIG.replace(old, new)
+    (tmp_path / "kubeconfig").write_text(kc)
+    config = tmp_path / "config.yaml"
+    config.write_text(GOOD_CONFIG)
+    outcome = run_hostile(
+        ["run", "--config", str(config), "--kubeconfig", str(tmp_path / "kubeconfig")],
+        watch=_watch(tmp_path),
+        env=env,
+    )
+    assert_refused(outcome, key, says)
+
+
 def test_many_large_kubeconfigs_in_the_environment_are_bounded_together(tmp_path: Path, env):
     config = tmp_path / "config.yaml"
     config.write_text(GOOD_CONFIG)
