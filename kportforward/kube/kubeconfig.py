@@ -10,9 +10,7 @@ terminal or a log.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import os
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -22,18 +20,32 @@ from types import MappingProxyType
 from typing import Any
 
 from kportforward.core.models import ForwardSpec
+
+__all__ = [
+    "KubeCluster",
+    "KubeContext",
+    "KubeUser",
+    "Kubeconfig",
+    "KubeconfigWatcher",
+    "kubeconfig_paths",
+    "load_kubeconfig",
+    "load_kubeconfig_for",
+    "materialise_kubeconfig",
+    "shared_watcher",
+    "validate_forward_kubeconfigs",
+    "validate_kubeconfig_for_startup",
+]
 from kportforward.errors import KubeconfigError, KubeContextError
 from kportforward.kube.kubeconfig_yaml import (
     MAX_KUBECONFIG_BYTES,
-    STREAM_TIMEOUT,
     Shape,
     describe,
+    kubeconfig_paths,
+    materialise_kubeconfig,
     parse_document,
     read_text,
     user_auth,
 )
-from kportforward.owned import make_owned_dir
-from kportforward.safeio import is_stream_path, read_user_file, write_user_file
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,70 +165,6 @@ class Kubeconfig:
 
 MAX_TOTAL_BYTES = 4 * MAX_KUBECONFIG_BYTES
 """All the files of one ``$KUBECONFIG`` together: each file has its own cap, and so has the list."""
-
-_materialised: dict[str, str | KubeconfigError] = {}
-_materialised_lock = threading.Lock()
-
-
-def materialise_kubeconfig(path: str) -> str:
-    """``path``, or for a stream (``/dev/fd/N`` as ``--kubeconfig <(command)`` makes) the path of a
-    private copy: the pipe is read once (bounded in size and time) into an owned temporary
-    directory, so kubectl and every later re-read see the same bytes. Raises KubeconfigError.
-
-    The CLI should pass ``--kubeconfig`` through this before anything uses it, so kubectl (which
-    cannot open our inherited descriptor) gets the copy too.
-    """
-    if not is_stream_path(path):
-        return path
-    try:
-        st = os.stat(path)
-        key = f"{path}:{st.st_dev}:{st.st_ino}"  # a reused descriptor number is another pipe
-    except OSError:
-        return path  # the reader names the problem
-    with _materialised_lock:
-        done = _materialised.get(key)
-        if done is None:
-            try:
-                data = read_user_file(
-                    path,
-                    what="kubeconfig",
-                    error=KubeconfigError,
-                    max_bytes=MAX_KUBECONFIG_BYTES,
-                    timeout=STREAM_TIMEOUT,
-                )
-                directory = make_owned_dir("kubeconfig")
-                atexit.register(shutil.rmtree, directory, ignore_errors=True)
-                copy = directory / "kubeconfig"
-                write_user_file(copy, data or b"", what="kubeconfig copy", error=KubeconfigError)
-                done = str(copy)
-            except KubeconfigError as exc:
-                done = exc
-            except OSError as exc:
-                done = KubeconfigError(
-                    f"cannot copy kubeconfig {path}: {exc.strerror or exc}", "save it to a file"
-                )
-            _materialised[key] = done
-    if isinstance(done, KubeconfigError):
-        raise done
-    return done
-
-
-def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
-    """The kubeconfig files, like kubectl: ``explicit``, else ``$KUBECONFIG``, else ~/.kube/config.
-
-    ``$KUBECONFIG`` is an ``os.pathsep``-separated list; empty entries and duplicates are dropped.
-    A stream (``/dev/fd/N``) is replaced by its private copy (``materialise_kubeconfig``).
-    """
-    if explicit:
-        return [Path(materialise_kubeconfig(os.path.expanduser(explicit)))]
-    env = os.environ.get("KUBECONFIG", "")
-    paths: list[Path] = []
-    for part in env.split(os.pathsep):
-        if part:
-            p = Path(materialise_kubeconfig(os.path.expanduser(part)))
-            if p not in paths:
-                paths.append(p)
-    return paths or [Path(os.path.expanduser("~/.kube/config"))]
 
 
 def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) -> Kubeconfig:

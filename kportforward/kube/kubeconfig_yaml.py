@@ -1,4 +1,5 @@
-"""Reading kubeconfig YAML and checking its shape, with messages that name file, line and key.
+"""Finding and reading kubeconfig files (bounded), parsing their YAML (merge keys bounded) and
+checking its shape, with messages that name file, line and key.
 
 Only types and key paths reach a message, never values: the line a YAML error points at, or a
 value of the wrong type, could be a token.
@@ -6,7 +7,11 @@ value of the wrong type, could be a token.
 
 from __future__ import annotations
 
+import atexit
+import os
 import re
+import shutil
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,7 +19,8 @@ from typing import Any
 import yaml
 
 from kportforward.errors import KubeconfigError
-from kportforward.safeio import MiB, read_user_file
+from kportforward.owned import make_owned_dir
+from kportforward.safeio import MiB, is_stream_path, read_user_file, write_user_file
 
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -266,3 +272,68 @@ def parse_document(path: Path, text: str) -> dict[str, Any]:
             FIX_HINT,
         )
     return doc
+
+
+_materialised: dict[str, str | KubeconfigError] = {}
+_materialised_lock = threading.Lock()
+
+
+def materialise_kubeconfig(path: str) -> str:
+    """``path``, or for a stream (``/dev/fd/N`` as ``--kubeconfig <(command)`` makes) the path of a
+    private copy: the pipe is read once (bounded in size and time) into an owned temporary
+    directory, so kubectl and every later re-read see the same bytes. Raises KubeconfigError.
+
+    The CLI should pass ``--kubeconfig`` through this before anything uses it, so kubectl (which
+    cannot open our inherited descriptor) gets the copy too.
+    """
+    if not is_stream_path(path):
+        return path
+    try:
+        st = os.stat(path)
+        key = f"{path}:{st.st_dev}:{st.st_ino}"  # a reused descriptor number is another pipe
+    except OSError:
+        return path  # the reader names the problem
+    with _materialised_lock:
+        done = _materialised.get(key)
+        if done is None:
+            try:
+                data = read_user_file(
+                    path,
+                    what="kubeconfig",
+                    error=KubeconfigError,
+                    max_bytes=MAX_KUBECONFIG_BYTES,
+                    timeout=STREAM_TIMEOUT,
+                )
+                directory = make_owned_dir("kubeconfig")
+                atexit.register(shutil.rmtree, directory, ignore_errors=True)
+                copy = directory / "kubeconfig"
+                write_user_file(copy, data or b"", what="kubeconfig copy", error=KubeconfigError)
+                done = str(copy)
+            except KubeconfigError as exc:
+                done = exc
+            except OSError as exc:
+                done = KubeconfigError(
+                    f"cannot copy kubeconfig {path}: {exc.strerror or exc}", "save it to a file"
+                )
+            _materialised[key] = done
+    if isinstance(done, KubeconfigError):
+        raise done
+    return done
+
+
+def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
+    """The kubeconfig files, like kubectl: ``explicit``, else ``$KUBECONFIG``, else ~/.kube/config.
+
+    ``$KUBECONFIG`` is an ``os.pathsep``-separated list; empty entries and duplicates are dropped.
+    A stream (``/dev/fd/N``) is replaced by its private copy (``materialise_kubeconfig``).
+    """
+    if explicit:
+        return [Path(materialise_kubeconfig(os.path.expanduser(explicit)))]
+    env = os.environ.get("KUBECONFIG", "")
+    paths: list[Path] = []
+    for part in env.split(os.pathsep):
+        if part:
+            p = Path(materialise_kubeconfig(os.path.expanduser(part)))
+            if p not in paths:
+                paths.append(p)
+    return paths or [Path(os.path.expanduser("~/.kube/config"))]
