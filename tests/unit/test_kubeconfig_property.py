@@ -22,13 +22,15 @@ from hypothesis import strategies as st
 from kportforward.errors import KubeconfigError
 from kportforward.kube.kubeconfig import Kubeconfig, load_kubeconfig
 
-_DIR = Path(tempfile.mkdtemp(prefix="kpf-hypothesis-"))
+_SCRATCH: list[Path] = []
 
 
 @pytest.fixture(autouse=True, scope="module")
-def _remove_scratch_dir() -> Iterator[None]:
+def _scratch_dir() -> Iterator[None]:
+    """One scratch directory for every example (hypothesis examples cannot take tmp_path)."""
+    _SCRATCH.append(Path(tempfile.mkdtemp(prefix="kpf-hypothesis-")))
     yield
-    shutil.rmtree(_DIR, ignore_errors=True)
+    shutil.rmtree(_SCRATCH.pop(), ignore_errors=True)
 
 
 SETTINGS = settings(
@@ -41,7 +43,7 @@ SECRET = "SECRETVALUE"
 
 
 def _load(text: str | bytes) -> Kubeconfig | KubeconfigError:
-    path = _DIR / "kubeconfig"
+    path = _SCRATCH[-1] / "kubeconfig"
     path.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8", "surrogatepass"))
     try:
         config = load_kubeconfig([path], must_exist=True)
