@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -222,6 +223,11 @@ def _run_command(args: argparse.Namespace) -> int:
             "--pprof (Go's pprof server) has no Python counterpart",
             "use 'kportforward profile' (cProfile and memory reports) or --heap-snapshot-dir",
         )
+    if getattr(args, "kubeconfig", None):
+        from kportforward.kube.kubeconfig_yaml import materialise_kubeconfig
+
+        # `--kubeconfig <(cmd)`: read the pipe once into a private copy that kubectl can open too.
+        args.kubeconfig = materialise_kubeconfig(os.path.expanduser(args.kubeconfig))
     options = _debug_options(args)
     if args.command in _LOADS_CONFIG:
         from kportforward import remote_defaults

@@ -32,7 +32,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kportforward.supervisor.kubectl import OWNER_ENV, pdeathsig_argv
+from kportforward.supervisor.kubectl import pdeathsig_argv
+from kportforward.supervisor.reclaim import owner_marker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ INSTALL_HINT = (
     "needs no extra program"
 )
 GRPCUI_ENV = "KPORTFORWARD_GRPCUI_FORWARD"
-"""Marks a grpcui child with the forward it serves (with the owner's pid in OWNER_ENV)."""
+"""Marks a grpcui child with the forward it serves (beside ``owner_marker()``)."""
 
 _READY = re.compile(r"gRPC Web UI available at (\S+)")
 _NO_REFLECTION = "does not support the reflection API"
@@ -255,7 +256,7 @@ class GrpcUISupervisor:
             child.target,
         ]
         wrapped, preexec = pdeathsig_argv(argv)
-        env = {**os.environ, OWNER_ENV: str(os.getpid()), GRPCUI_ENV: child.name}
+        env = {**os.environ, **owner_marker(), GRPCUI_ENV: child.name}
         self._set(child, GrpcUIState.STARTING, url=None)
         try:
             proc = await asyncio.create_subprocess_exec(

@@ -115,7 +115,9 @@ class Supervisor:
         self._slots = asyncio.Semaphore(max_in_flight or max(4, 4 * cores))
         self._checker = port_checker or PortChecker(ttl=2.0)
         self._own_checker = port_checker is None
-        self.ports = PortAllocator(self._checker, self._port_moved, reclaim=reclaim)
+        self.ports = PortAllocator(
+            self._checker, self._port_moved, reclaim=reclaim, kubectl=kubectl
+        )
         self.registry = ClusterRegistry(
             kubeconfig, self._cluster_changed, probe_access, cluster_backoff or access_backoff
         )
