@@ -75,6 +75,7 @@ async def run_headless(
     out: TextIO | None = None,
     err: TextIO | None = None,
     handle_signals: bool = True,
+    webuis: Any = None,
 ) -> int:
     """Start ``supervisor``, print its events until a signal (or ``duration``), then shut it down.
 
@@ -125,15 +126,22 @@ async def run_headless(
     async def pump() -> None:
         async for event in supervisor.events():
             emit(event)
+            if webuis is not None and isinstance(event, ForwardEvent):
+                webuis.update(event.status)  # Swagger UI / grpcui follow the forwards
 
     printer = loop.create_task(pump(), name="event-printer")
     try:
         await supervisor.start()
+        if webuis is not None:
+            webuis.set_notice(lambda text: emit(NoticeEvent(time.time(), "warning", text)))
+            await webuis.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration):
                 await stop.wait()
     finally:
         await supervisor.shutdown()
+        if webuis is not None:
+            await webuis.close()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             async with asyncio.timeout(2.0):  # the final Stopped lines
                 await printer
@@ -232,5 +240,22 @@ def main(args: Any) -> int:
         kubeconfig=kubeconfig,
         config_path=getattr(args, "config", None),
         watch_config=True,
+        remote_defaults=getattr(args, "remote_defaults", None),
     )
-    return asyncio.run(run_headless(supervisor, json_lines=bool(getattr(args, "json", False))))
+    webuis = make_webuis(args)
+    return asyncio.run(
+        run_headless(supervisor, json_lines=bool(getattr(args, "json", False)), webuis=webuis)
+    )
+
+
+def make_webuis(args: Any) -> Any:
+    """``WebUIs`` for ``--swaggerui``/``--grpcui`` (None when neither is asked for)."""
+    swaggerui, grpcui = (
+        bool(getattr(args, "swaggerui", False)),
+        bool(getattr(args, "grpcui", False)),
+    )
+    if not (swaggerui or grpcui):
+        return None
+    from kportforward.webui import WebUIs
+
+    return WebUIs(swaggerui=swaggerui, grpcui=grpcui)

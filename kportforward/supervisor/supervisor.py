@@ -92,6 +92,7 @@ class Supervisor:
         probe: ProbeStarter = start_probe,
         reclaim: bool = True,
         watch_wake: bool = True,
+        remote_defaults: Any = None,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
@@ -109,6 +110,8 @@ class Supervisor:
         self._watch_interval = watch_interval
         self._sample_interval = sample_interval
         self._clock = clock
+        self._remote = remote_defaults
+        """``remote_defaults.RemoteDefaults`` to refresh in the background, or None."""
         self._spawn = spawn
         self._probe = probe
         cores = os.cpu_count() or 2
@@ -135,6 +138,7 @@ class Supervisor:
         self._pod_watches: set[tuple[str | None, str | None, str]] = set()
         self._appear_checks: set[str] = set()
         self._started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
 
     # -- protocol: queries ----------------------------------------------------------------------
@@ -279,6 +283,9 @@ class Supervisor:
             for watcher in self._watchers:
                 await watcher.close()
             self._watchers.clear()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.registry.close()
             self.prober.close()
             if self._pod_watcher is not None:
@@ -549,12 +556,31 @@ class Supervisor:
                 )
             )
         self._watchers.append(ProcessSampler(self._pids, self._sampled, self._sample_interval))
+        if self._remote is not None:
+            self._watchers.append(Ticker("remote-defaults", self._remote.interval, self._refresh))
+            first = asyncio.get_running_loop().create_task(self._refresh())  # the cache is old
+            self._tasks.add(first)
+            first.add_done_callback(self._tasks.discard)
         if self._options["watch_wake"]:
             self._watchers.append(SleepDetector(self._slept, interval=1.0))
             self._watchers.append(NetworkWatcher(self._recheck, interval=2.0))
             self._watchers.append(Ticker("credential-watch", 0.5, self.registry.watch_credentials))
         for watcher in self._watchers:
             watcher.start()
+
+    async def _refresh(self) -> None:
+        """Fetch the remote defaults again (conditional GET); a change is a normal reload."""
+        remote = self._remote
+        before = remote.notice
+        try:
+            config = await remote.refresh(self.config_path)
+        except Exception as exc:  # a broken user file: keep running on the old config
+            self._notice("error", f"config not reloaded: {exc}")
+            return
+        if remote.notice and remote.notice != before:
+            self._notice("warning", remote.notice)
+        if config is not None:
+            await self.reload(config)
 
     async def _slept(self, lost: float) -> None:
         await self._recheck(f"woke up after {lost:.0f}s asleep")
