@@ -121,7 +121,8 @@ def make_owned_dir(kind: str) -> Path:
 
 def _read_owner(directory: Path) -> ProcessIdentity | None:
     try:
-        fd = os.open(directory / OWNER_FILE, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0)
+        fd = os.open(directory / OWNER_FILE, flags)
     except OSError:
         return None
     try:

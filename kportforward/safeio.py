@@ -24,11 +24,15 @@ import os
 import re
 import select
 import stat
+import sys
 import threading
 import time
 from collections.abc import Callable
 
 from kportforward.errors import BadInputError
+
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+"""Opening never blocks on a FIFO or device (POSIX; Windows has no such flag and no FIFOs)."""
 
 MiB = 1 << 20
 _CHUNK = 1 << 16
@@ -131,7 +135,7 @@ def read_user_file(
             cached = _streams.get((st.st_dev, st.st_ino))
         if cached is not None:
             return cached
-    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
+    flags = os.O_RDONLY | _O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOCTTY", 0)
     try:
         fd = os.open(name, flags)
     except FileNotFoundError:
@@ -227,7 +231,8 @@ def open_output_file(
                 f"{what} {name} is {_kind(st.st_mode)}, not a regular file",
                 "choose a file path",
             )
-    flags = os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0)
+    flags = os.O_WRONLY | os.O_CREAT | _O_NONBLOCK | getattr(os, "O_NOCTTY", 0)
+    flags |= getattr(os, "O_CLOEXEC", 0)
     flags |= os.O_APPEND if append else 0
     try:
         fd = os.open(name, flags, 0o600)
@@ -252,7 +257,8 @@ def open_output_file(
                 )
             if now.st_mode & 0o077:
                 try:
-                    os.fchmod(fd, 0o600)
+                    if sys.platform != "win32":  # Windows has no mode bits to tighten
+                        os.fchmod(fd, 0o600)
                 except OSError as exc:
                     reason = exc.strerror or type(exc).__name__
                     raise error(
@@ -261,7 +267,8 @@ def open_output_file(
                     ) from None
             if not append:
                 os.ftruncate(fd, 0)
-            os.set_blocking(fd, True)
+            if sys.platform != "win32":  # O_NONBLOCK is POSIX only
+                os.set_blocking(fd, True)
         elif not (allow_device and stat.S_ISCHR(now.st_mode)):
             raise error(
                 f"{what} {name} is {_kind(now.st_mode)}, not a regular file", "choose a file"

@@ -144,7 +144,8 @@ def read_world_file(path: str | Path) -> str:
     if st.st_size > MAX_WORLD_BYTES:
         raise WorldError(f"{name}: the world file is larger than {MAX_WORLD_BYTES >> 20} MiB")
     try:
-        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(name, flags)
     except OSError as exc:
         raise WorldError(f"{name}: cannot read the world file ({exc.strerror})") from None
     try:
