@@ -241,7 +241,8 @@ class HttpExchange:
         if self._raw is not None:
             now = self._clock()
             t0 = self._t0 or now
-            self._log(HttpRequest(t0, "", "", None, now - t0, *self._raw, "not HTTP"))
+            raw_in, raw_out = self._raw
+            self._log(HttpRequest(t0, "", "", None, now - t0, raw_in, raw_out, "not HTTP"))
             self._raw = None
         if self._off:
             return
