@@ -67,12 +67,17 @@ class _Message:
     direction.
     """
 
-    __slots__ = ("chunked", "cut", "length", "line", "on_head", "size", "start", "state")
+    __slots__ = ("check", "chunked", "cut", "length", "line", "on_head", "size", "start", "state")
 
     HEAD, BODY, CHUNK_SIZE, CHUNK_DATA, CHUNK_END, TRAILER, UNTIL_CLOSE, OFF = range(8)
 
-    def __init__(self, on_head: Callable[[bytes, bool, int, bool], int | None]) -> None:
+    def __init__(
+        self,
+        on_head: Callable[[bytes, bool, int, bool], int | None],
+        check: Callable[[bytes, bool], bool] = lambda _line, _cut: True,
+    ) -> None:
         self.on_head = on_head
+        self.check = check  # decides on the start line at once: False stops parsing
         self.state = self.HEAD
         self.line = bytearray()
         self.cut = False
@@ -132,6 +137,8 @@ class _Message:
             if self.start is None:
                 if line:
                     self.start = line
+                    if not self.check(line, self.cut):
+                        self.state = self.OFF
                 else:
                     self.size = 0  # an empty line between messages is tolerated (RFC 9112 2.2)
                 return
@@ -203,7 +210,7 @@ class HttpExchange:
     def __init__(self, log: Callable[[HttpRequest], None], clock: Callable[[], float]) -> None:
         self._log = log
         self._clock = clock
-        self._requests = _Message(self._request_head)
+        self._requests = _Message(self._request_head, self._request_line)
         self._responses = _Message(self._response_head)
         self._pending: deque[_Pending] = deque()
         self._off = False
@@ -272,11 +279,15 @@ class HttpExchange:
             )
         )
 
+    def _request_line(self, line: bytes, cut: bool) -> bool:
+        if (_REQUEST_CUT if cut else _REQUEST).match(line):
+            return True
+        self._not_http(self._requests.size)
+        return False
+
     def _request_head(self, line: bytes, cut: bool, length: int, chunked: bool) -> int | None:
         m = (_REQUEST_CUT if cut else _REQUEST).match(line)
-        if m is None:
-            self._not_http(self._requests.size)
-            return None
+        assert m is not None  # checked by _request_line
         method = m.group(1).decode("ascii")
         path = m.group(2).decode("latin-1")
         self._pending.append(
