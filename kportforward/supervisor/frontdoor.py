@@ -223,6 +223,18 @@ class _Side(asyncio.Protocol):
         self.conn.lost()
 
 
+def _close_cleanly(sock: socket.socket) -> None:
+    """Close a held connection with a FIN, not a reset: discard what the client already sent
+    (unread bytes at close() make the kernel answer RST)."""
+    try:
+        for _ in range(64):  # bounded: a client still sending gets its reset
+            if not sock.recv(65536):
+                break
+    except OSError:
+        pass
+    sock.close()
+
+
 def _factory(side: _Side) -> Callable[[], _Side]:
     return lambda: side
 
@@ -493,13 +505,12 @@ class FrontDoor:
         now = time.monotonic()
         expired = 0
         while self._pending and now - self._pending[0][1] >= self.hold_timeout - 1e-3:
-            sock, _ = self._pending.popleft()
-            sock.close()
+            _close_cleanly(self._pending.popleft()[0])
             expired += 1
         if expired:
             self._failed += expired
             log.warning(
-                "%s: closed %d connection%s on port %s that waited %.0f s for the tunnel (%s)",
+                "%s: closed %d connection%s on port %s that waited %g s for the tunnel (%s)",
                 self.name, expired, "" if expired == 1 else "s", self.port, self.hold_timeout,
                 self._hold_reason,
             )  # fmt: skip
@@ -512,7 +523,7 @@ class FrontDoor:
         if self._pending:
             n = len(self._pending)
             for sock, _ in self._pending:
-                sock.close()
+                _close_cleanly(sock)
             self._pending.clear()
             self._failed += n
             log.warning("%s: %d waiting connection%s: %s", self.name, n, "s"[: n - 1], why)
