@@ -12,7 +12,7 @@ import asyncio
 import concurrent.futures
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -60,7 +60,11 @@ class DoorLoop:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop)
 
-    def call(self, fn: Callable[..., T], *args: Any, timeout: float = 30) -> T:
+    @overload
+    def call(self, fn: Callable[..., Awaitable[T]], *args: Any, timeout: float = ...) -> T: ...
+    @overload
+    def call(self, fn: Callable[..., T], *args: Any, timeout: float = ...) -> T: ...
+    def call(self, fn: Callable[..., Any], *args: Any, timeout: float = 30) -> Any:
         """Blocking: ``fn(*args)`` on the door loop, its result (or exception) here."""
         return self.submit(fn, *args).result(timeout)
 
