@@ -22,26 +22,29 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import ipaddress
 import logging
-import resource
 import socket
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kportforward.supervisor.httplog import HttpExchange, HttpRequest
+from kportforward.supervisor.doorio import (
+    BACKLOG,
+    Relay,
+    bind_listeners,
+    close_cleanly,
+    raise_nofile_limit,
+    side_factory,
+)
+from kportforward.supervisor.httplog import HttpRequest
+
+__all__ = ["FrontDoor", "HttpRequest", "Traffic", "raise_nofile_limit"]
 
 log = logging.getLogger(__name__)
 
-BACKLOG = 1024
-"""Listen backlog: connections beyond the pending list wait here (the kernel caps it at somaxconn;
-past that, SYNs are dropped and retried by the client's kernel — still never refused)."""
 MAX_PENDING = 256
 """Connections accepted and held while the tunnel restarts; more stay in the accept queue."""
-WRITE_HIGH = 256 * 1024
-"""Per direction: a transport buffering more than this pauses reading the other side."""
 REQUEST_LOG = 500
 """Requests kept per door (a ring)."""
 RETRY_CONNECT = 0.05
@@ -89,195 +92,6 @@ class Traffic:
         }
 
 
-_nofile_raised: tuple[int, int] | None = None
-
-
-def raise_nofile_limit() -> tuple[int, int]:
-    """Raise the soft open-file limit to the hard limit, once per process; returns (before,
-    after). 500 forwards need ≈ 1,100 descriptors before any connection (each door and kubectl)."""
-    global _nofile_raised
-    if _nofile_raised is None:
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        new = soft
-        if hard == resource.RLIM_INFINITY or hard > soft:
-            # RLIM_INFINITY as a soft limit is refused on some kernels: cap at a large number.
-            new = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-            try:
-                resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
-            except (ValueError, OSError) as exc:
-                log.warning("could not raise the open-file limit from %s: %s", soft, exc)
-                new = soft
-        _nofile_raised = (soft, new)
-        if new != soft:
-            log.info("open-file limit raised from %s to %s", soft, new)
-    return _nofile_raised
-
-
-def _bind_targets(address: str) -> list[tuple[socket.AddressFamily, str]]:
-    """Where to listen for ``address``: ``localhost`` is 127.0.0.1 and ::1, as kubectl does."""
-    if address == "localhost":
-        return [(socket.AF_INET, "127.0.0.1"), (socket.AF_INET6, "::1")]
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        infos = socket.getaddrinfo(address, None, type=socket.SOCK_STREAM)
-        seen = dict.fromkeys((socket.AddressFamily(i[0]), str(i[4][0])) for i in infos)
-        return list(seen)
-    return [(socket.AF_INET6 if ip.version == 6 else socket.AF_INET, str(ip))]
-
-
-def bind_listeners(address: str, port: int) -> list[socket.socket]:
-    """Bind and listen on ``address:port`` now (port 0: one ephemeral port for every family).
-    Raises OSError (EADDRINUSE…) and leaves nothing bound; for ``localhost`` an IPv6 loopback the
-    host does not have is skipped, but an IPv6 port held by someone else is an error (clients that
-    resolve localhost to ::1 would reach them)."""
-    socks: list[socket.socket] = []
-    try:
-        for family, host in _bind_targets(address):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            try:
-                # SO_REUSEADDR on Linux only lets us past TIME_WAIT, never onto a live listener.
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                if family == socket.AF_INET6:
-                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                sock.bind((host, port))
-            except OSError as exc:
-                sock.close()
-                optional = address == "localhost" and family == socket.AF_INET6
-                if optional and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                    continue
-                raise
-            sock.listen(BACKLOG)
-            sock.setblocking(False)
-            socks.append(sock)
-            port = port or sock.getsockname()[1]
-    except BaseException:
-        for s in socks:
-            s.close()
-        raise
-    return socks
-
-
-class _Side(asyncio.Protocol):
-    """One end of a relayed connection; writes what it reads into its peer's transport."""
-
-    __slots__ = ("conn", "eof", "is_client", "peer", "transport")
-
-    def __init__(self, conn: _Conn, is_client: bool) -> None:
-        self.conn = conn
-        self.is_client = is_client
-        self.transport: asyncio.Transport | None = None
-        self.peer: _Side | None = None
-        self.eof = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.set_write_buffer_limits(WRITE_HIGH)
-        transport.pause_reading()  # until both ends exist (a server may speak first)
-
-    def data_received(self, data: bytes) -> None:
-        peer = self.peer
-        if peer is None or peer.transport is None:
-            return
-        peer.transport.write(data)
-        self.conn.door._count(len(data), self.is_client)
-        http = self.conn.http
-        if http is not None:
-            if self.is_client:
-                http.client_data(data)
-            else:
-                http.server_data(data)
-
-    def eof_received(self) -> bool:
-        self.eof = True
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            if peer.eof:
-                peer.transport.close()  # both directions are done: close after flushing
-                return False
-            if peer.transport.can_write_eof():
-                peer.transport.write_eof()
-        if not self.is_client:
-            self.conn.upstream_ended_first = not (peer is not None and peer.eof)
-        return True  # keep writing the other direction (half-close)
-
-    def pause_writing(self) -> None:
-        # Our transport is full: stop reading the side that fills it (bounded memory).
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.pause_reading()
-
-    def resume_writing(self) -> None:
-        if self.peer is not None and self.peer.transport is not None:
-            self.peer.transport.resume_reading()
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        peer = self.peer
-        if peer is not None and peer.transport is not None and not peer.transport.is_closing():
-            if exc is None:
-                peer.transport.close()  # flush what is buffered, then FIN
-            else:
-                peer.transport.abort()  # pass a reset on as a reset
-        if not self.is_client and not self.conn.done and (exc is not None or not self.eof):
-            self.conn.upstream_ended_first = True
-        self.conn.lost()
-
-
-def _close_cleanly(sock: socket.socket) -> None:
-    """Close a held connection with a FIN, not a reset: discard what the client already sent
-    (unread bytes at close() make the kernel answer RST)."""
-    try:
-        for _ in range(64):  # bounded: a client still sending gets its reset
-            if not sock.recv(65536):
-                break
-    except OSError:
-        pass
-    sock.close()
-
-
-def _factory(side: _Side) -> Callable[[], _Side]:
-    return lambda: side
-
-
-class _Conn:
-    """A relayed connection: both sides, its tunnel generation, its HTTP exchange."""
-
-    __slots__ = ("client", "done", "door", "generation", "http", "upstream", "upstream_ended_first")
-
-    def __init__(self, door: FrontDoor, generation: int) -> None:
-        self.door = door
-        self.generation = generation
-        self.client = _Side(self, True)
-        self.upstream = _Side(self, False)
-        self.client.peer = self.upstream
-        self.upstream.peer = self.client
-        self.http: HttpExchange | None = (
-            HttpExchange(door._requests.append, time.time) if door.http_log else None
-        )
-        self.done = False
-        self.upstream_ended_first = False
-
-    def start(self) -> None:
-        """Both ends exist: let bytes flow."""
-        for side in (self.client, self.upstream):
-            if side.transport is not None and not side.transport.is_closing():
-                side.transport.resume_reading()
-
-    def lost(self) -> None:
-        if self.done:
-            return
-        self.done = True
-        if self.http is not None:
-            self.http.closed()
-        self.door._ended(self)
-
-    def abort(self) -> None:
-        """Cut both ends now (the door is closing)."""
-        for side in (self.client, self.upstream):
-            if side.transport is not None:
-                side.transport.abort()
-
-
 class FrontDoor:
     """One forward's listener on the user's port, relaying to the current kubectl.
 
@@ -312,7 +126,7 @@ class FrontDoor:
         self._generation = 0
         self._pending: deque[tuple[socket.socket, float]] = deque()
         self._hold_timer: asyncio.TimerHandle | None = None
-        self._conns: set[_Conn] = set()
+        self._conns: set[Relay] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._requests: deque[HttpRequest] = deque(maxlen=REQUEST_LOG)
         self._recent_cuts: deque[float] = deque(maxlen=4096)
@@ -425,6 +239,10 @@ class FrontDoor:
         by_sec = {s: (i, o) for s, i, o in self._history}
         return [by_sec.get(s, (0, 0)) for s in range(self._sec - seconds, self._sec)]
 
+    def log_request(self, request: HttpRequest) -> None:
+        """Keep one finished request in the ring (from a relay's HTTP exchange)."""
+        self._requests.append(request)
+
     def buffered(self) -> int:
         """Bytes waiting in the door's write buffers now (bounded by back-pressure)."""
         total = 0
@@ -505,7 +323,7 @@ class FrontDoor:
         now = time.monotonic()
         expired = 0
         while self._pending and now - self._pending[0][1] >= self.hold_timeout - 1e-3:
-            _close_cleanly(self._pending.popleft()[0])
+            close_cleanly(self._pending.popleft()[0])
             expired += 1
         if expired:
             self._failed += expired
@@ -523,7 +341,7 @@ class FrontDoor:
         if self._pending:
             n = len(self._pending)
             for sock, _ in self._pending:
-                _close_cleanly(sock)
+                close_cleanly(sock)
             self._pending.clear()
             self._failed += n
             log.warning("%s: %d waiting connection%s: %s", self.name, n, "s"[: n - 1], why)
@@ -544,9 +362,9 @@ class FrontDoor:
             if target is None:
                 self._hold(sock, since)
                 return
-            conn = _Conn(self, generation)
+            conn = Relay(self, generation)
             try:
-                await loop.create_connection(_factory(conn.upstream), target[0], target[1])
+                await loop.create_connection(side_factory(conn.upstream), target[0], target[1])
             except OSError as exc:
                 if self._target is None or self._generation != generation:
                     continue  # the tunnel moved on meanwhile: follow it
@@ -564,7 +382,7 @@ class FrontDoor:
                 sock.close()
                 raise
             try:
-                await loop.connect_accepted_socket(_factory(conn.client), sock)
+                await loop.connect_accepted_socket(side_factory(conn.client), sock)
             except BaseException:
                 sock.close()
                 if conn.upstream.transport is not None:
@@ -582,7 +400,8 @@ class FrontDoor:
             self._changed()
             return
 
-    def _ended(self, conn: _Conn) -> None:
+    def relay_ended(self, conn: Relay) -> None:
+        """A relay is over: count how it ended (from the relay)."""
         if conn not in self._conns:
             return  # the other side's loss already counted it
         self._conns.discard(conn)
@@ -595,7 +414,8 @@ class FrontDoor:
 
     # -- counters -------------------------------------------------------------------------------
 
-    def _count(self, n: int, inbound: bool) -> None:
+    def count_bytes(self, n: int, inbound: bool) -> None:
+        """Count ``n`` bytes relayed (from a relay)."""
         sec = int(time.monotonic())
         if sec != self._sec:
             self._roll(sec)

@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from kportforward.supervisor import frontdoor as fd
-from kportforward.supervisor.frontdoor import FrontDoor, Traffic, bind_listeners
+from kportforward.supervisor import doorio as fd
+from kportforward.supervisor.doorio import bind_listeners
+from kportforward.supervisor.frontdoor import FrontDoor, Traffic
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
