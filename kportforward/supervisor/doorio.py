@@ -174,7 +174,7 @@ class RelaySide(asyncio.BufferedProtocol):
             if peer.transport.can_write_eof():
                 peer.transport.write_eof()
         if not self.is_client:
-            self.conn.upstream_ended_first = not (peer is not None and peer.eof)
+            self.conn.tunnel_ended = True
         return True  # keep writing the other direction (half-close)
 
     def pause_writing(self) -> None:
@@ -193,8 +193,8 @@ class RelaySide(asyncio.BufferedProtocol):
                 peer.transport.close()  # flush what is buffered, then FIN
             else:
                 peer.transport.abort()  # pass a reset on as a reset
-        if not self.is_client and not self.conn.done and (exc is not None or not self.eof):
-            self.conn.upstream_ended_first = True
+        if not self.is_client and not self.conn.done:
+            self.conn.tunnel_ended = True
         self.conn.lost()
 
 
@@ -218,7 +218,7 @@ def side_factory(side: RelaySide) -> Callable[[], RelaySide]:
 class Relay:
     """A relayed connection: both sides, its tunnel generation, its HTTP exchange."""
 
-    __slots__ = ("client", "done", "door", "generation", "http", "upstream", "upstream_ended_first")
+    __slots__ = ("client", "done", "door", "generation", "http", "tunnel_ended", "upstream")
 
     def __init__(self, door: RelayOwner, generation: int) -> None:
         self.door = door
@@ -231,7 +231,7 @@ class Relay:
             HttpExchange(door.log_request, time.time) if door.http_log else None
         )
         self.done = False
-        self.upstream_ended_first = False
+        self.tunnel_ended = False  # kubectl's side closed (normally, or because kubectl died)
 
     def start(self) -> None:
         """Both ends exist: let bytes flow."""

@@ -50,8 +50,11 @@ REQUEST_LOG = 500
 RETRY_CONNECT = 0.05
 """Seconds between attempts when kubectl's port refuses while the door is open (it is dying and
 the engine's hold() is on its way; until then the connection waits like a held one)."""
-DYING_GRACE = 1.0
-"""Connections whose tunnel side ended this long before hold() ended with the tunnel."""
+DYING_GRACE = 0.2
+"""Connections whose tunnel side closed this long before hold() count as ended with the tunnel.
+The engine calls hold() within milliseconds of kubectl's exit; a dying kubectl's connections all
+close at that instant, and nothing at the socket level tells them from one that completed
+normally just before, so the count is "open at the moment the tunnel died", give or take those."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +103,14 @@ class FrontDoor:
     All methods must be called on the loop the door was started on.
     """
 
+    __slots__ = (
+        "_accepting", "_bytes_in", "_bytes_out", "_closed", "_conns", "_ended_with_tunnel",
+        "_failed", "_generation", "_history", "_hold_reason", "_hold_timer", "_loop",
+        "_notified_at", "_notify", "_on_traffic", "_opened", "_pending", "_recent_cuts",
+        "_requests", "_sec", "_sec_in", "_sec_out", "_socks", "_target", "_tasks", "address",
+        "hold_timeout", "http_log", "max_pending", "name", "port",
+    )  # fmt: skip
+
     def __init__(
         self,
         name: str,
@@ -128,15 +139,16 @@ class FrontDoor:
         self._hold_timer: asyncio.TimerHandle | None = None
         self._conns: set[Relay] = set()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._requests: deque[HttpRequest] = deque(maxlen=REQUEST_LOG)
-        self._recent_cuts: deque[float] = deque(maxlen=4096)
+        # Created on first use: an idle door should cost little (500 forwards, most idle).
+        self._requests: deque[HttpRequest] | None = None
+        self._recent_cuts: deque[float] | None = None
         self._closed = False
         # counters
         self._opened = self._failed = self._ended_with_tunnel = 0
         self._bytes_in = self._bytes_out = 0
         self._sec = 0
         self._sec_in = self._sec_out = 0  # bytes in the current second
-        self._history: deque[tuple[int, int, int]] = deque(maxlen=61)  # (second, in, out)
+        self._history: deque[tuple[int, int, int]] | None = None  # (second, in, out)
         self._notify: asyncio.TimerHandle | None = None
         self._notified_at = 0.0
 
@@ -177,8 +189,10 @@ class FrontDoor:
         if self._target is not None:
             self._generation += 1
             now = time.monotonic()
-            self._ended_with_tunnel += sum(1 for t in self._recent_cuts if now - t <= DYING_GRACE)
-        self._recent_cuts.clear()
+            cuts = self._recent_cuts or ()
+            self._ended_with_tunnel += sum(1 for t in cuts if now - t <= DYING_GRACE)
+            self._ended_with_tunnel += len(self._conns)  # still open: they end with it
+        self._recent_cuts = None
         self._target = None
         self._hold_reason = reason
         self._changed()
@@ -236,11 +250,13 @@ class FrontDoor:
         """Bytes (in, out) per second for the last ``seconds`` complete seconds, oldest first
         (the Details sparkline)."""
         self._roll(int(time.monotonic()))
-        by_sec = {s: (i, o) for s, i, o in self._history}
+        by_sec = {s: (i, o) for s, i, o in self._history or ()}
         return [by_sec.get(s, (0, 0)) for s in range(self._sec - seconds, self._sec)]
 
     def log_request(self, request: HttpRequest) -> None:
         """Keep one finished request in the ring (from a relay's HTTP exchange)."""
+        if self._requests is None:
+            self._requests = deque(maxlen=REQUEST_LOG)
         self._requests.append(request)
 
     def buffered(self) -> int:
@@ -254,7 +270,7 @@ class FrontDoor:
 
     def requests(self) -> tuple[HttpRequest, ...]:
         """The HTTP request log, oldest first (empty unless ``http_log``)."""
-        return tuple(self._requests)
+        return tuple(self._requests or ())
 
     # -- accepting ------------------------------------------------------------------------------
 
@@ -405,11 +421,12 @@ class FrontDoor:
         if conn not in self._conns:
             return  # the other side's loss already counted it
         self._conns.discard(conn)
-        if conn.upstream_ended_first:
-            if conn.generation != self._generation or self._target is None:
-                self._ended_with_tunnel += 1  # its kubectl was already declared gone
-            else:
-                self._recent_cuts.append(time.monotonic())  # maybe; hold() will tell
+        if conn.tunnel_ended and conn.generation == self._generation and self._target:
+            # Closed from kubectl's side: if hold() follows within DYING_GRACE, kubectl died
+            # under it. (Relays open at hold() were counted there.)
+            if self._recent_cuts is None:
+                self._recent_cuts = deque(maxlen=4096)
+            self._recent_cuts.append(time.monotonic())
         self._changed()
 
     # -- counters -------------------------------------------------------------------------------
@@ -431,6 +448,8 @@ class FrontDoor:
     def _roll(self, sec: int) -> None:
         if sec != self._sec:
             if self._sec_in or self._sec_out:
+                if self._history is None:
+                    self._history = deque(maxlen=61)
                 self._history.append((self._sec, self._sec_in, self._sec_out))
             self._sec, self._sec_in, self._sec_out = sec, 0, 0
 

@@ -158,8 +158,9 @@ def test_held_through_a_kubectl_sigkill_nobody_is_refused(
     assert results.count("ok") >= 20
     assert [r for r in results if r not in ("ok", "cut")] == []
     stats = doors.settled(door)
-    # the open one plus any client connection caught mid-echo by the kill
-    assert stats.ended_with_tunnel == 1 + results.count("cut")
+    # The open one and every client caught mid-echo by the kill; possibly a few that completed
+    # in the DYING_GRACE before it (nothing at the socket level tells those apart).
+    assert 1 + results.count("cut") <= stats.ended_with_tunnel <= 1 + results.count("cut") + 25
     assert stats.failed == 0
 
 

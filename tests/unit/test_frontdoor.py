@@ -14,7 +14,7 @@ import pytest
 
 from kportforward.supervisor import doorio as fd
 from kportforward.supervisor.doorio import bind_listeners
-from kportforward.supervisor.frontdoor import FrontDoor, Traffic
+from kportforward.supervisor.frontdoor import DYING_GRACE, FrontDoor, Traffic
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -240,16 +240,26 @@ async def test_connections_on_a_dying_tunnel_are_counted(
     await settle(door)
     door.hold("kubectl exited")  # the engine notices a moment later
     assert door.stats().ended_with_tunnel == 3
-    # A connection ended by its client is not "ended with the tunnel".
+    # A connection that completed well before the tunnel went is not "ended with the tunnel".
     up2 = Upstream()
-    door.set_target(await up2.start())
+    second = await up2.start()
+    door.set_target(second)
     r, w = await asyncio.open_connection("127.0.0.1", door.port)
     w.write(b"x")
     await r.readexactly(1)
     w.close()
     await settle(door)
+    await asyncio.sleep(DYING_GRACE + 0.1)
     door.hold("restart")
     assert door.stats().ended_with_tunnel == 3
+    # One still open when the tunnel goes ends with it.
+    door.set_target(second)
+    r, w = await asyncio.open_connection("127.0.0.1", door.port)
+    w.write(b"y")
+    await r.readexactly(1)
+    door.hold("reload")
+    assert door.stats().ended_with_tunnel == 4
+    w.close()
     up2.cut()
 
 
