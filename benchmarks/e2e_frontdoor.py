@@ -15,8 +15,8 @@ clients never take the doors' GIL or CPU. Figures:
   once: refused connections without the door (kubectl on the user's port) and with it;
 - idle cost: RSS per door (listening, no connection) and per open relayed connection, and the CPU
   of 100 idle doors;
-- frame budget: lateness of a 60 fps timer while a bulk transfer runs through a door on the same
-  loop, against the door on its own loop in a thread.
+- frame budget: lateness of a 60 fps timer while a bulk transfer (4 × ``--mb``) runs through a
+  door on the same loop, against the door on its own loop in a thread.
 """
 
 from __future__ import annotations
@@ -309,11 +309,18 @@ def rss() -> int:
     return int(psutil.Process().memory_info().rss)
 
 
-def bench_idle(kc: Path, doors: Doors, n_doors: int = 100, n_conns: int = 500) -> dict[str, Any]:
-    base = rss()
+def bench_idle(kc: Path, doors: Doors, n_doors: int = 500, n_conns: int = 500) -> dict[str, Any]:
+    """RSS and Python heap (tracemalloc) per idle door and per open relayed connection, and the
+    CPU of ``n_doors`` idle doors over 10 s."""
+    import tracemalloc
+
+    tracemalloc.start()
+    base, heap0 = rss(), tracemalloc.get_traced_memory()[0]
     opened = [doors.open() for _ in range(n_doors)]
     time.sleep(0.5)
     per_door = (rss() - base) / n_doors
+    heap_door = (tracemalloc.get_traced_memory()[0] - heap0) / n_doors
+    tracemalloc.stop()
     proc = psutil.Process()
     c0 = proc.cpu_times()
     time.sleep(10)
@@ -322,19 +329,33 @@ def bench_idle(kc: Path, doors: Doors, n_doors: int = 100, n_conns: int = 500) -
     k = Kubectl(kc)
     door = opened[0]
     doors.loop.call(door.set_target, ("127.0.0.1", k.port))
-    before = rss()
+    warm = spawn_client("hold", door.port, 50)  # warm the allocator's arenas first
+    assert warm.stdout is not None and warm.stdin is not None
+    warm.stdout.readline()
+    tracemalloc.start()
+    before, heap0 = rss(), tracemalloc.get_traced_memory()[0]
     holder = spawn_client("hold", door.port, n_conns)
     assert holder.stdout is not None
     assert json.loads(holder.stdout.readline())["open"] == n_conns
     time.sleep(0.5)
     per_conn = (rss() - before) / n_conns
-    assert holder.stdin is not None
-    holder.stdin.close()
-    holder.wait(60)
+    heap_conn = (tracemalloc.get_traced_memory()[0] - heap0) / n_conns
+    tracemalloc.stop()
+    for p in (holder, warm):
+        assert p.stdin is not None
+        p.stdin.close()
+        p.wait(60)
     for d in opened:
         doors.loop.call(d.close)
     k.kill()
-    return {"rss_per_door": per_door, "rss_per_conn": per_conn, "idle_cpu_pct_100": idle_cpu}
+    return {
+        "n_doors": n_doors,
+        "rss_per_door": per_door,
+        "heap_per_door": heap_door,
+        "rss_per_conn": per_conn,
+        "heap_per_conn": heap_conn,
+        "idle_cpu_pct": idle_cpu,
+    }
 
 
 def bench_frames(kc: Path, mb: int) -> dict[str, Any]:
@@ -446,15 +467,16 @@ def main() -> int:
             if want("idle"):
                 r = bench_idle(kc, doors)
                 print(
-                    f"idle: RSS per door {r['rss_per_door'] / 1024:.1f} KiB, per open relayed "
-                    f"connection {r['rss_per_conn'] / 1024:.1f} KiB; CPU of 100 idle doors "
-                    f"{r['idle_cpu_pct_100']:.2f} % of a core",
+                    f"idle: per door RSS {r['rss_per_door'] / 1024:.1f} KiB (Python heap "
+                    f"{r['heap_per_door'] / 1024:.1f} KiB); per open relayed connection RSS "
+                    f"{r['rss_per_conn'] / 1024:.1f} KiB (heap {r['heap_per_conn'] / 1024:.1f} "
+                    f"KiB); CPU of {r['n_doors']} idle doors {r['idle_cpu_pct']:.2f} % of a core",
                     flush=True,
                 )
         finally:
             doors.loop.stop()
         if want("frames"):
-            for label, f in bench_frames(kc, opts.mb).items():
+            for label, f in bench_frames(kc, 4 * opts.mb).items():
                 print(
                     f"60 fps timer, {label}: lateness p50 {f['p50']:.2f} ms, p99 "
                     f"{f['p99']:.2f} ms, max {f['max']:.1f} ms, {f['frames_late_gt_8ms']} of "
