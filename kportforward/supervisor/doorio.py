@@ -218,7 +218,9 @@ def side_factory(side: RelaySide) -> Callable[[], RelaySide]:
 class Relay:
     """A relayed connection: both sides, its tunnel generation, its HTTP exchange."""
 
-    __slots__ = ("client", "done", "door", "generation", "http", "tunnel_ended", "upstream")
+    __slots__ = (
+        "client", "counted", "done", "door", "generation", "http", "tunnel_ended", "upstream",
+    )  # fmt: skip
 
     def __init__(self, door: RelayOwner, generation: int) -> None:
         self.door = door
@@ -232,6 +234,7 @@ class Relay:
         )
         self.done = False
         self.tunnel_ended = False  # kubectl's side closed (normally, or because kubectl died)
+        self.counted = False  # already counted as ended with the tunnel (open at hold())
 
     def start(self) -> None:
         """Both ends exist: let bytes flow."""

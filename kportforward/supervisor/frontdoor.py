@@ -191,7 +191,9 @@ class FrontDoor:
             now = time.monotonic()
             cuts = self._recent_cuts or ()
             self._ended_with_tunnel += sum(1 for t in cuts if now - t <= DYING_GRACE)
-            self._ended_with_tunnel += len(self._conns)  # still open: they end with it
+            for conn in self._conns:  # still open: they end with it
+                conn.counted = True
+            self._ended_with_tunnel += len(self._conns)
         self._recent_cuts = None
         self._target = None
         self._hold_reason = reason
@@ -421,12 +423,17 @@ class FrontDoor:
         if conn not in self._conns:
             return  # the other side's loss already counted it
         self._conns.discard(conn)
-        if conn.tunnel_ended and conn.generation == self._generation and self._target:
-            # Closed from kubectl's side: if hold() follows within DYING_GRACE, kubectl died
-            # under it. (Relays open at hold() were counted there.)
-            if self._recent_cuts is None:
-                self._recent_cuts = deque(maxlen=4096)
-            self._recent_cuts.append(time.monotonic())
+        if conn.tunnel_ended and not conn.counted:
+            if conn.generation != self._generation or not self._target:
+                # Its kubectl was already declared gone (a relay that was still being set up
+                # when hold() came).
+                self._ended_with_tunnel += 1
+            else:
+                # Closed from kubectl's side: if hold() follows within DYING_GRACE, kubectl
+                # died under it.
+                if self._recent_cuts is None:
+                    self._recent_cuts = deque(maxlen=4096)
+                self._recent_cuts.append(time.monotonic())
         self._changed()
 
     # -- counters -------------------------------------------------------------------------------
