@@ -8,6 +8,7 @@ import errno
 import logging
 import resource
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
@@ -343,3 +344,17 @@ def test_raise_nofile_limit_goes_to_the_hard_limit() -> None:
     assert soft == after >= before
     assert hard == resource.RLIM_INFINITY or soft == hard
     assert fd.raise_nofile_limit() == (before, after)  # once per process
+
+
+async def test_history_and_rates_add_up_to_the_bytes_relayed(
+    door: FrontDoor, upstream: Upstream
+) -> None:
+    door.set_target(await upstream.start())
+    assert await talk(door.port, b"a" * 5000) == b"a" * 5000
+    start = int(time.monotonic())
+    while int(time.monotonic()) < start + 2:  # both seconds the transfer may span are complete
+        await asyncio.sleep(0.05)
+    assert sum(i for i, _ in door.history(5)) == 5000
+    assert sum(o for _, o in door.history(5)) == 5000
+    assert door.stats().as_json()["bytesIn"] == 5000
+    assert door.stats().rate_in == 0.0  # nothing in the last complete second

@@ -106,3 +106,19 @@ def test_an_upgrade_is_logged_and_the_rest_is_not_parsed() -> None:
     x.client_data(b"\x81\x85garbage")
     x.closed()
     assert [(r.path, r.status, r.note) for r in out] == [("/ws", 101, "upgraded")]
+
+
+def test_as_json_names_every_field() -> None:
+    x, out = exchange()
+    x.client_data(b"DELETE /items/7 HTTP/1.1\r\n\r\n")
+    x.server_data(b"HTTP/1.1 204 No Content\r\n\r\n")
+    assert out[0].as_json() == {
+        "ts": 1.0,
+        "method": "DELETE",
+        "path": "/items/7",
+        "status": 204,
+        "durationMs": 1000.0,
+        "bytesIn": 28,
+        "bytesOut": 27,
+        "note": "",
+    }
