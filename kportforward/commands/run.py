@@ -19,7 +19,13 @@ from typing import Any, TextIO
 
 from kportforward.core.models import Config
 from kportforward.errors import BadInputError, KubeconfigError, KubectlNotFoundError
-from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
+from kportforward.supervisor.events import (
+    ClusterEvent,
+    ConfigReloaded,
+    ForwardEvent,
+    NoticeEvent,
+    TrafficEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,8 @@ async def run_headless(
             if json_lines:
                 out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
                 out.flush()
+            elif isinstance(event, TrafficEvent):
+                return  # a line per second per busy forward is for machines (--json), not people
             else:
                 stream = err if json_lines else out
                 stream.write(format_event(event, width=width) + "\n")

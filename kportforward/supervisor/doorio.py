@@ -7,7 +7,6 @@ import asyncio
 import errno
 import ipaddress
 import logging
-import resource
 import socket
 import sys
 import threading
@@ -48,6 +47,10 @@ def raise_nofile_limit() -> tuple[int, int]:
     """Raise the soft open-file limit to the hard limit, once per process; returns (before,
     after). 500 forwards need ≈ 1,100 descriptors before any connection (each door and kubectl)."""
     global _nofile_raised
+    if sys.platform == "win32":  # no RLIMIT_NOFILE: Windows' socket handles are not limited so
+        return (0, 0)
+    import resource
+
     if _nofile_raised is None:
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         new = soft

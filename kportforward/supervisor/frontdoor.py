@@ -27,8 +27,8 @@ import socket
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
+from kportforward.core.models import Traffic
 from kportforward.supervisor.doorio import (
     BACKLOG,
     Relay,
@@ -55,44 +55,6 @@ DYING_GRACE = 0.2
 The engine calls hold() within milliseconds of kubectl's exit; a dying kubectl's connections all
 close at that instant, and nothing at the socket level tells them from one that completed
 normally just before, so the count is "open at the moment the tunnel died", give or take those."""
-
-
-@dataclass(frozen=True, slots=True)
-class Traffic:
-    """A door's counters at one moment (immutable; ``ForwardStatus`` carries it)."""
-
-    opened: int = 0
-    """Connections relayed to a tunnel since the door opened."""
-    active: int = 0
-    """Relayed connections open now."""
-    waiting: int = 0
-    """Connections accepted and held, waiting for the tunnel."""
-    failed: int = 0
-    """Connections closed without reaching a tunnel (hold timeout, forward stopped)."""
-    ended_with_tunnel: int = 0
-    """Relayed connections cut because their kubectl went away."""
-    bytes_in: int = 0
-    """Bytes from clients into the tunnel."""
-    bytes_out: int = 0
-    """Bytes from the tunnel to clients."""
-    rate_in: float = 0.0
-    """Bytes/s into the tunnel over the last complete second."""
-    rate_out: float = 0.0
-    """Bytes/s out of the tunnel over the last complete second."""
-
-    def as_json(self) -> dict[str, object]:
-        """A JSON-ready dict (``run --json`` traffic events, ``status --json``)."""
-        return {
-            "opened": self.opened,
-            "active": self.active,
-            "waiting": self.waiting,
-            "failed": self.failed,
-            "endedWithTunnel": self.ended_with_tunnel,
-            "bytesIn": self.bytes_in,
-            "bytesOut": self.bytes_out,
-            "rateIn": round(self.rate_in, 1),
-            "rateOut": round(self.rate_out, 1),
-        }
 
 
 class FrontDoor:

@@ -67,6 +67,19 @@ class PortAllocator:
                 self._notice(got[1])
             return got
 
+    async def home_available(self, spec: ForwardSpec) -> bool:
+        """True when ``spec``'s configured port is free now (not ours, not anyone's)."""
+        if any(port == spec.local_port for n, (_s, port) in self.held.items() if n != spec.name):
+            return False
+        self.checker.invalidate(spec.local_port)
+        return bool(
+            await asyncio.to_thread(self.checker.is_available, spec.local_port, spec.address)
+        )
+
+    def forget(self, port: int) -> None:
+        """A bind of ``port`` failed after a check said it was free: check it again next time."""
+        self.checker.invalidate(port)
+
     def release(self, name: str) -> None:
         """``name`` no longer holds a port (stopped, removed)."""
         self.held.pop(name, None)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kportforward.core import lifecycle as lc
 from kportforward.core.backoff import Backoff
-from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus
+from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus, Traffic
 from kportforward.core.ports import PortChecker
 from kportforward.core.states import ForwardState, has_process
 from kportforward.supervisor.clusters import (
@@ -36,6 +36,7 @@ from kportforward.supervisor.events import (
     ForwardEvent,
     NoticeEvent,
     SupervisorEvent,
+    TrafficEvent,
 )
 from kportforward.supervisor.health import TunnelProber, start_probe
 from kportforward.supervisor.kubectl import build_argv
@@ -43,6 +44,7 @@ from kportforward.supervisor.ports import PortAllocator
 from kportforward.supervisor.runner import (
     Clock,
     ForwardRunner,
+    FrontDoorSettings,
     ProbeStarter,
     ProcessFactory,
     Tuning,
@@ -186,6 +188,11 @@ class Supervisor:
         if self._started:
             return
         self._started = True
+        if any(s.front_door is not False for s in self.config.forwards):
+            from kportforward.supervisor.doorio import raise_nofile_limit
+
+            before, after = raise_nofile_limit()  # each door holds sockets: lift the soft limit
+            log.info("open-file limit %s → %s", before, after)
         await self.registry.refresh(self._kubeconfigs())
         specs = list(self.config.forwards)
         await self.ports.prepare(s for s in specs if self.registry.check_spec(s) is None)
@@ -381,6 +388,27 @@ class Supervisor:
         self.registry.report_down(
             self.cluster_key(runner), reason, runner.spec.namespace, auth=auth
         )
+
+    def door_for(self, runner: ForwardRunner) -> FrontDoorSettings | None:
+        """The forward's front door settings (``frontDoor``, ``holdTimeout``), or None."""
+        spec, settings = runner.spec, self.config.settings
+        wanted = settings.front_door if spec.front_door is None else spec.front_door
+        if not wanted:
+            return None
+        hold = settings.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
+        return FrontDoorSettings(hold_timeout=hold, http_log=spec.type in ("rest", "web"))
+
+    async def home_available(self, runner: ForwardRunner) -> bool:
+        """True when the forward's configured port is free (its door may return home)."""
+        return await self.ports.home_available(runner.spec)
+
+    def port_taken(self, runner: ForwardRunner, port: int) -> None:
+        """Someone bound ``port`` between the check and our door's bind."""
+        self.ports.forget(port)
+
+    def traffic(self, runner: ForwardRunner, traffic: Traffic) -> None:
+        """One traffic event (the door sends at most one per second per forward)."""
+        self._queue.put_nowait(TrafficEvent(time.time(), runner.spec.name, traffic))
 
     def watch_state(self, runner: ForwardRunner) -> None:
         """Keep the probing rotation, the cluster's reachability and the watches in step."""
