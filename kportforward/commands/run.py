@@ -208,6 +208,10 @@ def check_credentials(
             with contextlib.suppress(Exception):  # the hint is a bonus; the warning stands
                 name = name or load_kubeconfig_for(kubeconfig).current_context or ""
                 source = credential_sources(kubeconfig_paths(kubeconfig)).get(name)
+        if result.kind == "config" and "exec credential plugin" not in result.message:
+            # The kubeconfig itself cannot work (a CA that is a FIFO, a broken TLS set-up): no
+            # login fixes that, so it is bad input, not a state to wait in.
+            raise KubeconfigError(result.message, "fix the kubeconfig")
         if source is not None and source.plugin_missing():
             raise KubeconfigError(
                 f"credential plugin '{source.command}' of kubeconfig user '{source.user}' is "
