@@ -38,7 +38,8 @@ from kportforward.supervisor.events import (
     SupervisorEvent,
     TrafficEvent,
 )
-from kportforward.supervisor.health import TunnelProber, start_probe
+from kportforward.supervisor.health import TunnelProber
+from kportforward.supervisor.httplog import HttpRequest, start_probe
 from kportforward.supervisor.kubectl import build_argv
 from kportforward.supervisor.ports import PortAllocator
 from kportforward.supervisor.runner import (
@@ -172,6 +173,16 @@ class Supervisor:
         """The last few hundred lines kubectl printed for ``name``."""
         runner = self._runners.get(name)
         return tuple(runner.lines) if runner else ()
+
+    def http_requests(self, name: str) -> tuple[HttpRequest, ...]:
+        """The HTTP requests seen through ``name``'s front door, oldest first (rest/web only)."""
+        door = self._runners[name].door
+        return door.requests() if door is not None else ()
+
+    def traffic_history(self, name: str, seconds: int = 60) -> list[tuple[int, int]]:
+        """Bytes (in, out) per second through ``name``'s door, oldest first."""
+        door = self._runners[name].door
+        return door.history(seconds) if door is not None else []
 
     def cluster_key(self, runner: ForwardRunner) -> ClusterKey:
         """The cluster the forward's kubectl talks to now."""
