@@ -38,8 +38,8 @@ from kportforward.supervisor.events import (
     SupervisorEvent,
     TrafficEvent,
 )
-from kportforward.supervisor.health import TunnelProber
-from kportforward.supervisor.httplog import HttpRequest, start_probe
+from kportforward.supervisor.health import TunnelProber, start_probe
+from kportforward.supervisor.httplog import HttpRequest
 from kportforward.supervisor.kubectl import build_argv
 from kportforward.supervisor.ports import PortAllocator
 from kportforward.supervisor.runner import (
