@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
@@ -51,7 +52,10 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
         "--kubectl", metavar="PATH", default=default, help="kubectl executable (default: on PATH)"
     )
     parser.add_argument(
-        "--log-file", metavar="PATH", default=default, help="write a log here (created 0600)"
+        "--log-file",
+        metavar="PATH",
+        default=default,
+        help="write a log here (a regular file, created 0600; or /dev/null)",
     )
     parser.add_argument(
         "--config-url",
@@ -87,6 +91,23 @@ def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     )
 
 
+def _add_webuis(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """The Go tool's web UI flags (the dashboard, ``run`` and ``demo``)."""
+    default = argparse.SUPPRESS if suppress else False
+    parser.add_argument(
+        "--swaggerui",
+        action="store_true",
+        default=default,
+        help="Swagger UI for every rest forward with a swaggerPath (127.0.0.1, ports from 9100)",
+    )
+    parser.add_argument(
+        "--grpcui",
+        action="store_true",
+        default=default,
+        help="grpcui (when on PATH) for every rpc forward (127.0.0.1, ports from 9200)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full argument parser (also used by tests and docs)."""
     parser = _Parser(
@@ -97,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kportforward {__version__}")
     _add_common(parser, suppress=False)
+    _add_webuis(parser, suppress=False)
     sub = parser.add_subparsers(
         dest="command", title="commands", metavar="COMMAND", parser_class=_Parser
     )
@@ -106,14 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
         _add_common(p, suppress=True)
         return p
 
-    command("dashboard", "open the dashboard (the default)")
+    _add_webuis(command("dashboard", "open the dashboard (the default)"), suppress=True)
     demo = command("demo", "the dashboard over a simulated cluster; no cluster or config needed")
+    _add_webuis(demo, suppress=True)
     demo.add_argument("--headless", action="store_true", help="print run's output instead of a UI")
     demo.add_argument("--json", action="store_true", help="with --headless: JSON lines")
     demo.add_argument(
-        "--duration", metavar="DURATION", help="with --headless: stop after this long"
+        "--duration", metavar="DURATION", help="with --headless: stop after this long (up to 7d)"
     )
     run = command("run", "keep the forwards alive without a UI; one line per event")
+    _add_webuis(run, suppress=True)
     run.add_argument("--json", action="store_true", help="one JSON object per line per event")
     check = command("check", "validate the merged config and print the forwards")
     check.add_argument("--json", action="store_true", help="print the forwards as JSON")
@@ -122,15 +146,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sim = command("sim", "run the cluster simulator in the foreground")
     sim.add_argument("--world", metavar="FILE", help="YAML world (default: the demo world)")
-    sim.add_argument("--port", type=int, default=0, help="listen port on 127.0.0.1 (default: any)")
+    sim.add_argument(
+        "--port", type=int, default=0, help="listen port on 127.0.0.1, 0-65535 (default 0: any)"
+    )
     sim.add_argument("--kubeconfig-out", metavar="PATH", help="write the kubeconfig here")
     sim.add_argument("--tls", action="store_true", help="serve https with a bearer token")
     profile = command("profile", "profile the real supervisor under load")
-    profile.add_argument("--duration", metavar="DURATION", default="30s", help="default 30s")
-    profile.add_argument("--output", metavar="DIR", default="profile-out", help="report directory")
-    profile.add_argument("--forwards", metavar="N", type=int, default=50, help="default 50")
     profile.add_argument(
-        "--churn", metavar="RATE", type=float, default=0.0, help="kubectl kills per second"
+        "--duration", metavar="DURATION", default="30s", help="up to 24h (default 30s)"
+    )
+    profile.add_argument("--output", metavar="DIR", default="profile-out", help="report directory")
+    profile.add_argument(
+        "--forwards", metavar="N", type=int, default=50, help="1-1000 (default 50)"
+    )
+    profile.add_argument(
+        "--churn", metavar="RATE", type=float, default=0.0, help="kubectl kills per second, 0-100"
     )
     profile.add_argument("--cpuprofile", metavar="FILE", help="also write the cProfile data here")
     profile.add_argument("--memprofile", metavar="FILE", help="also write the memory report here")
@@ -222,6 +252,11 @@ def _run_command(args: argparse.Namespace) -> int:
             "--pprof (Go's pprof server) has no Python counterpart",
             "use 'kportforward profile' (cProfile and memory reports) or --heap-snapshot-dir",
         )
+    if getattr(args, "kubeconfig", None):
+        from kportforward.kube.kubeconfig_yaml import materialise_kubeconfig
+
+        # `--kubeconfig <(cmd)`: read the pipe once into a private copy that kubectl can open too.
+        args.kubeconfig = materialise_kubeconfig(os.path.expanduser(args.kubeconfig))
     options = _debug_options(args)
     if args.command in _LOADS_CONFIG:
         from kportforward import remote_defaults

@@ -15,9 +15,11 @@ report is due; :func:`start` returns the handle whose ``stop()`` ends it.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import os
+import sys
 import threading
 import time
 import tracemalloc
@@ -167,13 +169,12 @@ def memory_line() -> str:
         parts.append(f"rss={info.rss / 1e6:.1f}MB vms={info.vms / 1e6:.1f}MB")
     except Exception:  # psutil is a dependency, but a sandbox may hide /proc
         pass
-    try:
+    if sys.platform != "win32":  # the resource module is POSIX only
         import resource
 
-        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        parts.append(f"peak_rss={peak_kb / 1e3:.1f}MB")
-    except (ImportError, OSError):
-        pass
+        with contextlib.suppress(OSError):
+            peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+            parts.append(f"peak_rss={peak_kb / 1e3:.1f}MB")
     parts.append(f"gc_counts={gc.get_count()} gc_objects={len(gc.get_objects())}")
     if tracemalloc.is_tracing():
         current, peak = tracemalloc.get_traced_memory()

@@ -8,6 +8,7 @@ kubectl processes at a given rate. With ``--config`` the user's own config and c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import cProfile
 import dataclasses
 import gc
@@ -20,10 +21,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import tracemalloc
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,9 +32,9 @@ from typing import Any
 import psutil
 
 from kportforward.core.config import load_config
-from kportforward.core.durations import parse_duration
 from kportforward.core.models import Config
-from kportforward.errors import ArgumentError, BadInputError, OutputPathError
+from kportforward.errors import BadInputError, OutputPathError
+from kportforward.owned import make_owned_dir
 
 log = logging.getLogger(__name__)
 
@@ -69,59 +70,6 @@ class Workload:
     fds: int = 0
     threads: int = 0
     cache: dict[str, Any] = field(default_factory=dict)
-
-
-def options_from_args(args: Any) -> ProfileOptions:
-    """Validate the CLI arguments (one-line errors, exit 2) and build ProfileOptions."""
-    try:
-        duration = parse_duration(args.duration)
-    except ValueError as exc:
-        raise ArgumentError(f"--duration: {exc}", "use e.g. --duration 30s") from None
-    if duration <= 0:
-        raise ArgumentError("--duration must be longer than 0", "use e.g. --duration 30s")
-    if args.forwards < 1:
-        raise ArgumentError(f"--forwards must be at least 1, got {args.forwards}", "use e.g. 50")
-    if args.churn < 0:
-        raise ArgumentError(f"--churn must be 0 or more, got {args.churn}", "kills per second")
-    from kportforward.commands.run import resolve_kubectl
-
-    kubectl = resolve_kubectl(args.kubectl)
-    opts = ProfileOptions(
-        duration=duration,
-        output=Path(args.output).expanduser(),
-        forwards=args.forwards,
-        churn=args.churn,
-        config=args.config,
-        kubeconfig=args.kubeconfig,
-        kubectl=kubectl,
-        cpuprofile=Path(args.cpuprofile).expanduser() if args.cpuprofile else None,
-        memprofile=Path(args.memprofile).expanduser() if args.memprofile else None,
-    )
-    _check_writable(opts)
-    return opts
-
-
-def _check_writable(opts: ProfileOptions) -> None:
-    """Fail before any work, and before creating anything, if a report cannot be written."""
-    for extra, flag in ((opts.cpuprofile, "--cpuprofile"), (opts.memprofile, "--memprofile")):
-        if extra is None:
-            continue
-        parent = extra.parent if str(extra.parent) else Path(".")
-        if extra.is_dir() or not parent.is_dir() or not os.access(parent, os.W_OK):
-            raise OutputPathError(
-                f"{flag} {extra}: cannot write a file there", f"choose a writable {flag} FILE"
-            )
-    # The output directory is created only when the run starts: its nearest existing ancestor
-    # must be a writable directory.
-    existing = opts.output
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputPathError(
-            f"cannot create the output directory {opts.output}: "
-            f"{existing} is not a writable directory",
-            "choose a writable --output DIR",
-        )
 
 
 def _write_generated_config(n: int, path: Path) -> None:
@@ -271,7 +219,7 @@ def _as_dict(info: Any) -> dict[str, Any]:
 
 def profile(opts: ProfileOptions) -> dict[str, Any]:
     """Run the workload under cProfile and tracemalloc; write the reports; return the summary."""
-    with tempfile.TemporaryDirectory(prefix="kportforward-profile-") as tmp:
+    with _owned_dir() as tmp:
         if opts.config:
             config = load_config(opts.config)
             if not config.forwards:
@@ -287,6 +235,17 @@ def profile(opts: ProfileOptions) -> dict[str, Any]:
         with SimProcess(opts.forwards, Path(tmp)) as sim:
             os.environ["KUBECONFIG"] = str(sim.kubeconfig)
             return _profile_run(opts, load_config(), str(generated), str(sim.kubeconfig))
+
+
+@contextlib.contextmanager
+def _owned_dir() -> Iterator[str]:
+    """An owned temporary directory (``owned.make_owned_dir``), removed on exit; a profile killed
+    with SIGKILL leaves it for the next start to remove."""
+    path = make_owned_dir("profile")
+    try:
+        yield str(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _profile_run(

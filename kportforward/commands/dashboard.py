@@ -30,6 +30,7 @@ def build_supervisor(config: Any, args: argparse.Namespace, kubectl: str) -> Any
         kubeconfig=getattr(args, "kubeconfig", None),
         config_path=getattr(args, "config", None),
         watch_config=True,
+        remote_defaults=getattr(args, "remote_defaults", None),
     )
 
 

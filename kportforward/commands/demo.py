@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,6 +28,8 @@ FLAKY_PERIOD = 60.0
 SLOW_SERVICE = ("payments", "search-indexer")
 """Its pod stays Pending for ``SLOW_DELAY`` seconds, then turns Running and ready."""
 SLOW_DELAY = 8.0
+DURATION_MAX = 7 * 86400.0
+"""``--duration`` (with ``--headless``): longer than 0, at most 7 days."""
 
 # name: (target, targetPort, localPort, namespace, type, group)
 DEMO_FORWARDS: dict[str, tuple[str, int | str, int, str, str, str]] = {
@@ -113,6 +114,19 @@ class Chaos:
 
 
 @contextmanager
+def _owned_dir() -> Iterator[str]:
+    """An owned temporary directory, removed on exit; one left by a demo killed with SIGKILL is
+    removed by the next start (``owned.sweep_stale_dirs``)."""
+    from kportforward.owned import make_owned_dir
+
+    path = make_owned_dir("demo")
+    try:
+        yield str(path)
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@contextmanager
 def demo_environment() -> Iterator[tuple[Any, Path, Path]]:
     """Start the simulator and write the temporary kubeconfig and config; clean up on exit.
 
@@ -122,7 +136,7 @@ def demo_environment() -> Iterator[tuple[Any, Path, Path]]:
     from kportforward.sim import Simulator
 
     saved = {k: os.environ.get(k) for k in ("KPORTFORWARD_CONFIG", "KUBECONFIG", "KUBECACHEDIR")}
-    with tempfile.TemporaryDirectory(prefix="kportforward-demo-") as tmp:
+    with _owned_dir() as tmp:
         sim = Simulator(demo_world(), workdir=tmp)
         sim.start_in_thread()
         try:
@@ -160,6 +174,11 @@ def main(args: argparse.Namespace) -> int:
             duration = parse_duration(args.duration)
         except ValueError as exc:
             raise ArgumentError(f"--duration: {exc}", "use e.g. --duration 30s") from None
+        if not 0 < duration <= DURATION_MAX:
+            raise ArgumentError(
+                f"--duration must be longer than 0 and at most 7 days, got {args.duration}",
+                "use e.g. --duration 30s",
+            )
     with demo_environment() as (_sim, config_path, kubeconfig):
         config = load_config()
         supervisor = Supervisor(config, kubectl=kubectl, kubeconfig=str(kubeconfig))

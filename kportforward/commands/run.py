@@ -19,7 +19,13 @@ from typing import Any, TextIO
 
 from kportforward.core.models import Config
 from kportforward.errors import BadInputError, KubeconfigError, KubectlNotFoundError
-from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
+from kportforward.supervisor.events import (
+    ClusterEvent,
+    ConfigReloaded,
+    ForwardEvent,
+    NoticeEvent,
+    TrafficEvent,
+)
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +81,7 @@ async def run_headless(
     out: TextIO | None = None,
     err: TextIO | None = None,
     handle_signals: bool = True,
+    webuis: Any = None,
 ) -> int:
     """Start ``supervisor``, print its events until a signal (or ``duration``), then shut it down.
 
@@ -115,6 +122,8 @@ async def run_headless(
             if json_lines:
                 out.write(json.dumps(event.to_json(), ensure_ascii=False) + "\n")
                 out.flush()
+            elif isinstance(event, TrafficEvent):
+                return  # a line per second per busy forward is for machines (--json), not people
             else:
                 stream = err if json_lines else out
                 stream.write(format_event(event, width=width) + "\n")
@@ -125,15 +134,22 @@ async def run_headless(
     async def pump() -> None:
         async for event in supervisor.events():
             emit(event)
+            if webuis is not None and isinstance(event, ForwardEvent):
+                webuis.update(event.status)  # Swagger UI / grpcui follow the forwards
 
     printer = loop.create_task(pump(), name="event-printer")
     try:
         await supervisor.start()
+        if webuis is not None:
+            webuis.set_notice(lambda text: emit(NoticeEvent(time.time(), "warning", text)))
+            await webuis.start()
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(duration):
                 await stop.wait()
     finally:
         await supervisor.shutdown()
+        if webuis is not None:
+            await webuis.close()
         with contextlib.suppress(asyncio.CancelledError, TimeoutError):
             async with asyncio.timeout(2.0):  # the final Stopped lines
                 await printer
@@ -192,6 +208,10 @@ def check_credentials(
             with contextlib.suppress(Exception):  # the hint is a bonus; the warning stands
                 name = name or load_kubeconfig_for(kubeconfig).current_context or ""
                 source = credential_sources(kubeconfig_paths(kubeconfig)).get(name)
+        if result.kind == "config" and "exec credential plugin" not in result.message:
+            # The kubeconfig itself cannot work (a CA that is a FIFO, a broken TLS set-up): no
+            # login fixes that, so it is bad input, not a state to wait in.
+            raise KubeconfigError(result.message, "fix the kubeconfig")
         if source is not None and source.plugin_missing():
             raise KubeconfigError(
                 f"credential plugin '{source.command}' of kubeconfig user '{source.user}' is "
@@ -232,5 +252,22 @@ def main(args: Any) -> int:
         kubeconfig=kubeconfig,
         config_path=getattr(args, "config", None),
         watch_config=True,
+        remote_defaults=getattr(args, "remote_defaults", None),
     )
-    return asyncio.run(run_headless(supervisor, json_lines=bool(getattr(args, "json", False))))
+    webuis = make_webuis(args)
+    return asyncio.run(
+        run_headless(supervisor, json_lines=bool(getattr(args, "json", False)), webuis=webuis)
+    )
+
+
+def make_webuis(args: Any) -> Any:
+    """``WebUIs`` for ``--swaggerui``/``--grpcui`` (None when neither is asked for)."""
+    swaggerui, grpcui = (
+        bool(getattr(args, "swaggerui", False)),
+        bool(getattr(args, "grpcui", False)),
+    )
+    if not (swaggerui or grpcui):
+        return None
+    from kportforward.webui import WebUIs
+
+    return WebUIs(swaggerui=swaggerui, grpcui=grpcui)

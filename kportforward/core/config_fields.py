@@ -62,6 +62,8 @@ CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 MONITORING_INTERVAL_RANGE = (0.1, 86400.0)
 REFRESH_RATE_RANGE = (0.05, 3600.0)
+KEEP_ALIVE_RANGE = (0.1, 86400.0)
+HOLD_TIMEOUT_RANGE = (0.1, 3600.0)
 MAX_WARNINGS = 20
 """Warnings kept per file; the rest are counted in one "and N more" warning."""
 MAX_SUGGESTIONS = 10
@@ -287,16 +289,20 @@ def forward_type(ctx: Ctx, node: yaml.Node, key: str) -> str:
     return value
 
 
-def disabled(ctx: Ctx, node: yaml.Node, key: str) -> bool:
-    """``true`` or ``false`` written as a YAML boolean."""
+def flag(ctx: Ctx, node: yaml.Node, key: str) -> bool:
+    """``true`` or ``false`` written as a YAML boolean (``disabled``, ``frontDoor``)."""
     if isinstance(node, yaml.ScalarNode) and node.tag == BOOL_TAG:
         return bool(ctx.value(node, key))
+    name = key.rsplit(".", 1)[-1]
     raise ctx.fail(
         node,
         key,
         f"expected true or false, got {describe(node)}",
-        "write disabled: true (no quotes)",
+        f"write {name}: true or {name}: false (no quotes)",
     )
+
+
+disabled = flag
 
 
 def address(ctx: Ctx, node: yaml.Node, key: str) -> str:

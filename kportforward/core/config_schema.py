@@ -98,13 +98,25 @@ FORWARD_KEYS: dict[str, tuple[str, Checker]] = {
     "kubeconfig": ("kubeconfig", fields.kubeconfig),
     "address": ("address", fields.address),
     "group": ("group", fields.plain("a group name")),
+    "frontDoor": ("front_door", fields.flag),
+    "holdTimeout": ("hold_timeout", fields.duration(fields.HOLD_TIMEOUT_RANGE)),
 }
 REQUIRED_KEYS = ("target", "targetPort", "localPort")
-SETTINGS_KEYS = ("portForwards", "monitoringInterval", "uiOptions", "configUrl")
+SETTINGS_KEYS = (
+    "portForwards", "monitoringInterval", "keepAlive", "frontDoor", "holdTimeout", "uiOptions",
+    "configUrl",
+)  # fmt: skip
 UI_KEYS = ("refreshRate", "theme")
 _NULL_MEANS_DEFAULT = {"type": "other", "address": "127.0.0.1", "disabled": False}
 
 _monitoring = fields.duration(MONITORING_INTERVAL_RANGE)
+# Global settings whose value is one checker: YAML key -> (Settings field, checker).
+_SETTINGS: dict[str, tuple[str, Checker]] = {
+    "monitoringInterval": ("monitoring_interval", _monitoring),
+    "keepAlive": ("keep_alive", fields.duration(fields.KEEP_ALIVE_RANGE)),
+    "frontDoor": ("front_door", fields.flag),
+    "holdTimeout": ("hold_timeout", fields.duration(fields.HOLD_TIMEOUT_RANGE)),
+}
 _refresh = fields.duration(REFRESH_RATE_RANGE)
 _theme = fields.plain("a theme name")
 
@@ -128,10 +140,9 @@ def parse_document(root: yaml.Node | None, path: str) -> ParsedSource:
     for key, key_node, value in ctx.mappings.items(root, ""):
         if key == "portForwards":
             forwards = _forwards(ctx, value)
-        elif key == "monitoringInterval":
-            settings.append(
-                ("monitoring_interval", Field(_monitoring(ctx, value, key), path, line_of(value)))
-            )
+        elif key in _SETTINGS:
+            name, check = _SETTINGS[key]
+            settings.append((name, Field(check(ctx, value, key), path, line_of(value))))
         elif key == "uiOptions":
             settings.extend(_ui_options(ctx, value))
         elif key == "configUrl":

@@ -19,7 +19,7 @@ import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from kportforward.core.models import ForwardSpec, ForwardStatus, Transition
+from kportforward.core.models import ForwardSpec, ForwardStatus, Traffic, Transition
 from kportforward.core.states import Event, ForwardState, has_process, next_state
 
 S = ForwardState
@@ -298,7 +298,12 @@ class Record:
     policy: Policy = field(default_factory=Policy, compare=False)
 
     def status(
-        self, *, connections: int = 0, rss: int | None = None, cpu: float | None = None
+        self,
+        *,
+        connections: int = 0,
+        rss: int | None = None,
+        cpu: float | None = None,
+        traffic: Traffic | None = None,
     ) -> ForwardStatus:
         """The immutable snapshot the UI and ``run`` see."""
         return ForwardStatus(
@@ -319,6 +324,7 @@ class Record:
             history=self.history,
             probe_latencies=self.latencies,
             pod=self.pod,
+            traffic=traffic,
         )
 
 

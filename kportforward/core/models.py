@@ -33,6 +33,10 @@ class ForwardSpec:
     address: str = DEFAULT_ADDRESS
     """kubectl ``--address``; loopback unless configured explicitly."""
     group: str | None = None
+    front_door: bool | None = None
+    """False: kubectl listens on the user's port itself; None: the global ``frontDoor``."""
+    hold_timeout: float | None = None
+    """How long the front door holds a new connection while the tunnel restarts; None: global."""
 
     @property
     def kind(self) -> str:
@@ -61,7 +65,7 @@ class ForwardSpec:
         """What kubectl's argv and the local port depend on: a change needs a new kubectl."""
         return (
             self.target, self.target_port, self.local_port, self.namespace, self.context,
-            self.kubeconfig, self.address,
+            self.kubeconfig, self.address, self.front_door,
         )  # fmt: skip
 
     @property
@@ -80,6 +84,11 @@ class Settings:
 
     monitoring_interval: float = 1.0
     """Seconds between probes through each tunnel."""
+    front_door: bool = True
+    """kportforward owns each local port and relays to kubectl (``frontDoor: false``: kubectl
+    listens on it itself, as before)."""
+    hold_timeout: float = 10.0
+    """How long a new connection waits at the front door while its tunnel restarts."""
     keep_alive: float = 60.0
     """Every tunnel carries a stream (a probe) at least this often, so a kubelet's or a load
     balancer's idle timeout never cuts a tunnel the user is not using right now."""
@@ -150,6 +159,44 @@ class Transition:
 
 
 @dataclass(frozen=True, slots=True)
+class Traffic:
+    """A door's counters at one moment (immutable; ``ForwardStatus`` carries it)."""
+
+    opened: int = 0
+    """Connections relayed to a tunnel since the door opened."""
+    active: int = 0
+    """Relayed connections open now."""
+    waiting: int = 0
+    """Connections accepted and held, waiting for the tunnel."""
+    failed: int = 0
+    """Connections closed without reaching a tunnel (hold timeout, forward stopped)."""
+    ended_with_tunnel: int = 0
+    """Relayed connections cut because their kubectl went away."""
+    bytes_in: int = 0
+    """Bytes from clients into the tunnel."""
+    bytes_out: int = 0
+    """Bytes from the tunnel to clients."""
+    rate_in: float = 0.0
+    """Bytes/s into the tunnel over the last complete second."""
+    rate_out: float = 0.0
+    """Bytes/s out of the tunnel over the last complete second."""
+
+    def as_json(self) -> dict[str, object]:
+        """A JSON-ready dict (``run --json`` traffic events, ``status --json``)."""
+        return {
+            "opened": self.opened,
+            "active": self.active,
+            "waiting": self.waiting,
+            "failed": self.failed,
+            "endedWithTunnel": self.ended_with_tunnel,
+            "bytesIn": self.bytes_in,
+            "bytesOut": self.bytes_out,
+            "rateIn": round(self.rate_in, 1),
+            "rateOut": round(self.rate_out, 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class ForwardStatus:
     """An immutable snapshot of one forward, the only thing the UI ever sees."""
 
@@ -179,6 +226,8 @@ class ForwardStatus:
     history: tuple[Transition, ...] = ()
     probe_latencies: tuple[float, ...] = ()
     """Recent probe round-trips in seconds, oldest first."""
+    traffic: Traffic | None = None
+    """The front door's counters (None when kubectl listens on the port itself)."""
 
     @property
     def name(self) -> str:

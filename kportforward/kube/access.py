@@ -20,6 +20,7 @@ from urllib.parse import quote
 from kportforward.errors import KubeconfigError
 from kportforward.kube import client as kclient
 from kportforward.kube.classify import KubeApiError, classify
+from kportforward.kube.execplugin import plugin_signal_guard
 
 ACCESS_KINDS = ("ok", "auth", "network", "forbidden", "config")
 
@@ -111,16 +112,17 @@ async def probe_access(
     # the hard stop behind it.
     deadline = started + timeout * 0.9
     try:
-        version = await kclient.run_in_thread(
-            _probe_blocking,
-            kubeconfig,
-            ctx.name,
-            ns,
-            deadline,
-            ctx.server,
-            timeout=timeout,
-            name=f"kpf-probe-{ctx.name}",
-        )
+        with plugin_signal_guard():
+            version = await kclient.run_in_thread(
+                _probe_blocking,
+                kubeconfig,
+                ctx.name,
+                ns,
+                deadline,
+                ctx.server,
+                timeout=timeout,
+                name=f"kpf-probe-{ctx.name}",
+            )
     except KubeApiError as exc:
         kind = exc.kind if exc.kind in ACCESS_KINDS else "network"
         return result(kind, str(exc), **where)

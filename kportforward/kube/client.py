@@ -4,7 +4,11 @@ The kubernetes package is imported lazily and only from worker threads (it takes
 are built from the kubeconfig files themselves (so relative certificate paths work) and cached per
 (files, their stat signature, context). Exec credential plugins are run here, not by the kubernetes
 package, because its ExecProvider waits for the plugin forever: ours kills the plugin's process
-group at the deadline and reports a ``config`` failure naming the plugin, the user and the file.
+group at the deadline and reports a ``config`` failure naming the plugin, the user and the file
+(``execplugin.py``).
+
+Every file is read through ``kubeconfig_yaml.read_text`` (bounded, never a FIFO or a device),
+including the copy the kubernetes package merges: it is never given a path to open itself.
 """
 
 from __future__ import annotations
@@ -12,21 +16,25 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import datetime as dt
+import functools
 import json
 import os
-import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlencode
 
-from kportforward.kube.classify import KubeApiError, first_line
+from kportforward.errors import KubeconfigError
+from kportforward.kube.classify import KubeApiError
+from kportforward.kube.execplugin import run_exec_plugin
 from kportforward.kube.kubeconfig import Kubeconfig, KubeContext, shared_watcher
-from kportforward.platform import current
-from kportforward.platform.guard import default_guard
+from kportforward.kube.kubeconfig_yaml import parse_document, read_text
+from kportforward.safeio import read_user_file
 
 T = TypeVar("T")
 
@@ -91,91 +99,6 @@ async def run_in_thread(fn: Callable[..., T], *args: Any, timeout: float, name: 
     return await asyncio.wait_for(future, timeout)
 
 
-def _run_exec_plugin(
-    exec_cfg: dict[str, Any],
-    base_dir: str,
-    user: str,
-    where: str,
-    deadline: float,
-    cluster: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """Run an exec credential plugin like client-go does, but never longer than ``deadline``."""
-    command = exec_cfg.get("command")
-    if not isinstance(command, str) or not command:
-        raise KubeApiError("config", f"user '{user}' in {where}: exec.command is missing", "fix it")
-    if os.sep in command and not os.path.isabs(command):
-        command = os.path.join(base_dir, command)
-    args = exec_cfg.get("args") or []
-    env = os.environ.copy()
-    secrets: list[str] = []
-    for item in exec_cfg.get("env") or []:
-        if isinstance(item, dict) and "name" in item:
-            value = str(item.get("value", ""))
-            env[str(item["name"])] = value
-            if len(value) >= 4:
-                secrets.append(value)
-    api_version = exec_cfg.get("apiVersion", "client.authentication.k8s.io/v1")
-    spec: dict[str, Any] = {"interactive": False}
-    if exec_cfg.get("provideClusterInfo") and cluster:
-        spec["cluster"] = cluster
-    env["KUBERNETES_EXEC_INFO"] = json.dumps(
-        {"apiVersion": api_version, "kind": "ExecCredential", "spec": spec}
-    )
-    name = os.path.basename(command)
-    what = f"exec credential plugin '{name}' for user '{user}' ({where})"
-    try:
-        proc = subprocess.Popen(
-            [command, *map(str, args)],
-            stdin=subprocess.DEVNULL,  # never interactive: a prompt would wait forever
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            cwd=base_dir or None,
-            env=env,
-            **current().group_kwargs(),  # its own group, so a timeout can kill all of it
-        )
-    except OSError as exc:
-        hint = (
-            first_line(str(exec_cfg.get("installHint") or "")) or "install it or fix exec.command"
-        )
-        raise KubeApiError("config", f"{what} cannot run: {exc.strerror or exc}", hint) from None
-    guard = default_guard()  # the plugin must not outlive us either
-    guard.register(proc.pid, group=True, label=f"exec-plugin:{name}")
-    remaining = max(0.05, deadline - time.monotonic())
-    try:
-        out, err = proc.communicate(timeout=remaining)
-    except subprocess.TimeoutExpired:
-        platform = current()
-        with contextlib.suppress(OSError):
-            platform.signal(proc.pid, platform.stop_plan()[-1])
-        proc.communicate()
-        raise KubeApiError(
-            "config",
-            f"{what} did not finish within {remaining:.1f}s",
-            "run it by hand to see what it waits for (it may need an interactive login)",
-        ) from None
-    finally:
-        guard.unregister(proc.pid)
-    stderr = first_line(err.decode("utf-8", "replace"))
-    for secret in secrets:
-        stderr = stderr.replace(secret, "<redacted>")
-    if proc.returncode != 0:
-        detail = f": {stderr}" if stderr else ""
-        raise KubeApiError(
-            "config",
-            f"{what} failed with exit code {proc.returncode}{detail}",
-            "log in again, or fix users[].user.exec",
-        )
-    try:
-        status = json.loads(out)["status"]
-        if not isinstance(status, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise KubeApiError(
-            "config", f"{what} printed no valid ExecCredential JSON", "fix the plugin"
-        ) from None
-    return status
-
-
 def _cluster_info(root: Any, name: str) -> dict[str, Any]:
     """The cluster as an exec plugin with ``provideClusterInfo`` expects it (client-go Cluster)."""
     for node in root.value.get("clusters") or []:
@@ -211,21 +134,21 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
 
     expires: float | None = None
     try:
-        merger = KubeConfigMerger(os.pathsep.join(str(p) for p in kc.sources))
-        root = merger.config
+        root = _merged_config(KubeConfigMerger, kc)
         if root is None:  # the files went away since we parsed them
             raise KubeApiError(
                 "config",
                 f"kubeconfig {kc.where} cannot be read any more",
                 "restore it, or point --kubeconfig / KUBECONFIG at a valid kubeconfig",
             )
+        _check_referenced_files(root, ctx)
         user = kc.user_of(ctx)
         if user is not None and user.auth == "exec":
             for node in root.value.get("users") or []:
                 if node.value.get("name") != ctx.user:
                     continue
                 body = dict(node.value.get("user") or {})
-                status = _run_exec_plugin(
+                status = run_exec_plugin(
                     body.pop("exec"),
                     os.path.dirname(os.path.abspath(node.path or "")),
                     ctx.user,
@@ -273,6 +196,8 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
         ) from None
     except KubeApiError:
         raise
+    except KubeconfigError as exc:  # a file changed into something we refuse to read
+        raise KubeApiError("config", exc.message, exc.hint) from None
     except Exception as exc:
         # Only the type: a YAML or decoding error's text may quote a credential.
         raise KubeApiError(
@@ -281,6 +206,75 @@ def _build(kc: Kubeconfig, ctx: KubeContext, deadline: float) -> tuple[Any, floa
             "fix the kubeconfig",
         ) from None
     return client, expires
+
+
+# Files a kubeconfig entry may name, which the kubernetes package reads whole: each must be a
+# regular file of sane size, or a FIFO would hang the probe and /dev/zero exhaust memory.
+_FILE_KEYS = {"clusters": ("cluster", ("certificate-authority",)),
+              "users": ("user", ("client-certificate", "client-key", "tokenFile"))}  # fmt: skip
+MAX_REFERENCED_BYTES = 1 << 20
+
+
+def _referenced_file_error(where: str, message: str, hint: str) -> KubeApiError:
+    return KubeApiError("config", f"{where}: {message}", "point it at the file itself")
+
+
+def _check_referenced_files(root: Any, ctx: KubeContext) -> None:
+    """Refuse (KubeApiError ``config``) a certificate, key or token file of ``ctx``'s cluster or
+    user that is not a regular file of at most 1 MiB; relative paths are relative to the
+    kubeconfig that names them, as client-go resolves them."""
+    wanted = {"clusters": ctx.cluster, "users": ctx.user}
+    for section, (inner, keys) in _FILE_KEYS.items():
+        for node in root.value.get(section) or []:
+            if node.value.get("name") != wanted[section]:
+                continue
+            body = node.value.get(inner) or {}
+            for key in keys:
+                value = body.get(key) if isinstance(body, dict) else None
+                if not isinstance(value, str) or not value:
+                    continue
+                base = os.path.dirname(os.path.abspath(node.path or ""))
+                path = os.path.join(base, os.path.expanduser(value))
+
+                where = f"{section}[{wanted[section]}].{inner}.{key} in {node.path}"
+                error = functools.partial(_referenced_file_error, where)
+                read_user_file(
+                    path,
+                    what=key,
+                    error=error,
+                    max_bytes=MAX_REFERENCED_BYTES,
+                    allow_stream=False,
+                )
+
+
+def _merged_config(merger_class: Any, kc: Kubeconfig) -> Any:
+    """The kubernetes package's merged config of ``kc.sources``, its files read by us (bounded,
+    refusing FIFOs and devices; a pipe's bytes as first read) rather than by its own ``open()``."""
+
+    class BoundedMerger(merger_class):
+        config_merged: Any
+
+        def load_config(self, path: str) -> None:
+            text = read_text(Path(path), True) or ""
+            config = parse_document(Path(path), text)
+            if not config:
+                raise ConfigException(f"Invalid kube-config. {path} file is empty")
+            if self.config_merged is None:
+                merged = copy.deepcopy(config)
+                for item in ("clusters", "contexts", "users"):
+                    merged[item] = []
+                self.config_merged = ConfigNode(path, merged, path)
+            for item in ("clusters", "contexts", "users"):
+                self._merge(item, config.get(item, []) or [], path)
+            if "current-context" in config:
+                self.config_merged.value["current-context"] = config["current-context"]
+            self.config_files[path] = config
+
+    from kubernetes.config.config_exception import ConfigException
+    from kubernetes.config.kube_config import ConfigNode
+
+    merger = BoundedMerger(os.pathsep.join(str(p) for p in kc.sources))
+    return merger.config
 
 
 _cache_lock = threading.Lock()

@@ -9,6 +9,7 @@ terminal or a log.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 import time
@@ -19,8 +20,32 @@ from types import MappingProxyType
 from typing import Any
 
 from kportforward.core.models import ForwardSpec
+
+__all__ = [
+    "KubeCluster",
+    "KubeContext",
+    "KubeUser",
+    "Kubeconfig",
+    "KubeconfigWatcher",
+    "kubeconfig_paths",
+    "load_kubeconfig",
+    "load_kubeconfig_for",
+    "materialise_kubeconfig",
+    "shared_watcher",
+    "validate_forward_kubeconfigs",
+    "validate_kubeconfig_for_startup",
+]
 from kportforward.errors import KubeconfigError, KubeContextError
-from kportforward.kube.kubeconfig_yaml import Shape, describe, parse_document, read_text, user_auth
+from kportforward.kube.kubeconfig_yaml import (
+    MAX_KUBECONFIG_BYTES,
+    Shape,
+    describe,
+    kubeconfig_paths,
+    materialise_kubeconfig,
+    parse_document,
+    read_text,
+    user_auth,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,21 +163,8 @@ class Kubeconfig:
         return self.users.get(ctx.user) if ctx.user else None
 
 
-def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
-    """The kubeconfig files, like kubectl: ``explicit``, else ``$KUBECONFIG``, else ~/.kube/config.
-
-    ``$KUBECONFIG`` is an ``os.pathsep``-separated list; empty entries and duplicates are dropped.
-    """
-    if explicit:
-        return [Path(os.path.expanduser(explicit))]
-    env = os.environ.get("KUBECONFIG", "")
-    paths: list[Path] = []
-    for part in env.split(os.pathsep):
-        if part:
-            p = Path(os.path.expanduser(part))
-            if p not in paths:
-                paths.append(p)
-    return paths or [Path(os.path.expanduser("~/.kube/config"))]
+MAX_TOTAL_BYTES = 4 * MAX_KUBECONFIG_BYTES
+"""All the files of one ``$KUBECONFIG`` together: each file has its own cap, and so has the list."""
 
 
 def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) -> Kubeconfig:
@@ -170,10 +182,18 @@ def load_kubeconfig(paths: Iterable[Path | str], *, must_exist: bool = False) ->
     raw_contexts: dict[str, tuple[str, str, str | None]] = {}
     clusters: dict[str, KubeCluster] = {}
     users: dict[str, KubeUser] = {}
+    total = 0
     for path in searched:
         text = read_text(path, must_exist)
         if text is None:
             continue
+        total += len(text)
+        if total > MAX_TOTAL_BYTES:
+            raise KubeconfigError(
+                f"the kubeconfig files {', '.join(str(p) for p in searched)} together are larger "
+                f"than {MAX_TOTAL_BYTES >> 20} MiB",
+                "list fewer files in KUBECONFIG",
+            )
         files.append(path)
         doc = parse_document(path, text)
         if doc:
@@ -251,8 +271,13 @@ class KubeconfigWatcher:
 
     ``current()`` costs one ``stat`` per file while nothing changes (no parse); a change of any
     file's (mtime_ns, size, inode) re-reads them all. Never spawns kubectl. Thread-safe. If a
-    changed file cannot be parsed (say, half-written), the last good view is kept and the problem
-    is in ``error`` until the file changes again; with no good view yet the error is raised.
+    changed file cannot be parsed (say, half-written, or replaced by a FIFO or ``/dev/zero``), the
+    last good view is kept and the problem is in ``error`` until the file changes again; with no
+    good view yet the error is raised.
+
+    Called on an event loop's thread with a good view in hand, a re-read happens in a background
+    thread and the last good view is returned meanwhile: reading and parsing (up to 4 MiB of YAML)
+    never blocks the loop.
     """
 
     def __init__(
@@ -277,6 +302,7 @@ class KubeconfigWatcher:
         """Increases each time a re-read produced a different view."""
         self._polled = False
         self._polled_context: str | None = None
+        self._reading: _Signature | None = None
 
     @property
     def signature(self) -> _Signature | None:
@@ -303,20 +329,48 @@ class KubeconfigWatcher:
                     assert self.error is not None
                     raise self.error
                 return self._config
-            self._signature = sig
-            self.loads += 1
-            try:
-                config = load_kubeconfig(self.paths, must_exist=self.explicit is not None)
-            except KubeconfigError as exc:
-                self.error = exc
-                if self._config is None:
-                    raise
+            if self._config is not None and _on_event_loop():
+                if self._reading is None:
+                    self._reading = sig
+                    threading.Thread(
+                        target=self._read_in_background, args=(sig,), name="kpf-kubeconfig",
+                        daemon=True,
+                    ).start()  # fmt: skip
                 return self._config
-            self.error = None
-            if config != self._config:
-                self.version += 1
-                self._config = config
+            config, error = self._load()
+            self._store(sig, config, error)
+            if self._config is None:
+                assert error is not None
+                raise error
             return self._config
+
+    def _load(self) -> tuple[Kubeconfig | None, KubeconfigError | None]:
+        try:
+            return load_kubeconfig(self.paths, must_exist=self.explicit is not None), None
+        except KubeconfigError as exc:
+            return None, exc
+        except (MemoryError, RecursionError) as exc:
+            where = ", ".join(str(p) for p in self.paths)
+            return None, KubeconfigError(
+                f"kubeconfig {where} cannot be read ({type(exc).__name__})", "fix the file"
+            )
+
+    def _store(
+        self, sig: _Signature, config: Kubeconfig | None, error: KubeconfigError | None
+    ) -> None:
+        """Record a read's outcome (the lock held)."""
+        self._signature = sig
+        self.loads += 1
+        self.error = error
+        if config is not None and config != self._config:
+            self.version += 1
+            self._config = config
+
+    def _read_in_background(self, sig: _Signature) -> None:
+        config, error = self._load()
+        with self._lock:
+            self._reading = None
+            self._store(sig, config, error)
 
     def poll(self) -> tuple[str | None, str | None] | None:
         """``(old, new)`` when the current context changed since the last poll, else None.
@@ -337,6 +391,14 @@ class KubeconfigWatcher:
                 return None
             self._polled_context = now
             return (old, now)
+
+
+def _on_event_loop() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 _watchers: dict[str | None, KubeconfigWatcher] = {}

@@ -15,6 +15,10 @@ from kportforward.sim import openapi
 from kportforward.sim.http import read_request
 
 BACKEND_KINDS = ("echo", "http", "openapi", "grpc")
+BACKLOG = 256
+"""Listen backlog of every backend. asyncio re-listens a socket it is given (``sock=``) with its
+own ``backlog`` argument (default 100), so it is passed to every server below too: 200 concurrent
+connections otherwise overflow the queue and stall ≈ 1 s on SYN retransmits."""
 GRPC_MISSING = (
     "the grpc backend needs grpcio and grpcio-reflection: pip install 'kportforward[grpc]'"
 )
@@ -47,7 +51,7 @@ class Backend:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind(("127.0.0.1", 0))
-        self._sock.listen(256)
+        self._sock.listen(BACKLOG)
         self._sock.setblocking(False)
         self.port: int = self._sock.getsockname()[1]
         self._server: asyncio.Server | None = None
@@ -67,18 +71,22 @@ class Backend:
             return
         loop = asyncio.get_running_loop()
         if self.kind == "echo":
-            self._server = await loop.create_server(lambda: _Echo(self._echoes), sock=self._sock)
+            self._server = await loop.create_server(
+                lambda: _Echo(self._echoes), sock=self._sock, backlog=BACKLOG
+            )
         elif self.kind == "grpc":
             from kportforward.sim.grpcsim import GrpcServer
 
             # grpcio cannot serve on a socket we bound, so the bound socket (whose port the world
             # already knows) relays to the gRPC server's own ephemeral port.
             self._grpc = GrpcServer(self.pod, self.namespace, self.container_port)
-            self._server = await asyncio.start_server(self._relay, sock=self._sock)
+            self._server = await asyncio.start_server(self._relay, sock=self._sock, backlog=BACKLOG)
         elif self.kind == "openapi":
-            self._server = await asyncio.start_server(self._openapi, sock=self._sock)
+            self._server = await asyncio.start_server(
+                self._openapi, sock=self._sock, backlog=BACKLOG
+            )
         else:
-            self._server = await asyncio.start_server(self._http, sock=self._sock)
+            self._server = await asyncio.start_server(self._http, sock=self._sock, backlog=BACKLOG)
 
     def close(self) -> None:
         """Stop listening and cut every client (the pod is gone)."""

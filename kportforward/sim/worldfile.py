@@ -5,6 +5,8 @@ The format, with every key, is shown in ``kportforward/sim/example-world.yaml`` 
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -61,7 +63,10 @@ def world_from_dict(data: Any) -> World:
     for key in data:
         if key not in ("namespaces", "seed"):
             raise _fail((str(key),), "unknown top-level key (use 'namespaces')")
-    world = World(seed=int(data.get("seed", 0) or 0))
+    seed = data.get("seed", 0) or 0
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise _fail(("seed",), "must be a whole number")
+    world = World(seed=seed)
     namespaces = data.get("namespaces") or {}
     if not isinstance(namespaces, Mapping):
         raise _fail(("namespaces",), "must be a mapping of namespace name to its contents")
@@ -121,25 +126,77 @@ def _add(world: World, ns: str, section: str, item: Any, where: tuple[str | int,
         )
 
 
+MAX_WORLD_BYTES = 4 << 20
+"""A world file larger than this is refused (the demo world is 2 KiB)."""
+
+
+def read_world_file(path: str | Path) -> str:
+    """The text of a world file: a regular file of at most ``MAX_WORLD_BYTES``, read without
+    blocking (a FIFO, a device such as ``/dev/zero``, a directory or a symlink loop is refused).
+    Raises WorldError."""
+    name = os.fspath(path)
+    try:
+        st = os.stat(name)
+    except OSError as exc:
+        raise WorldError(f"{name}: cannot read the world file ({exc.strerror})") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise WorldError(f"{name}: the world file is not a regular file (a directory or device?)")
+    if st.st_size > MAX_WORLD_BYTES:
+        raise WorldError(f"{name}: the world file is larger than {MAX_WORLD_BYTES >> 20} MiB")
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(name, flags)
+    except OSError as exc:
+        raise WorldError(f"{name}: cannot read the world file ({exc.strerror})") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise WorldError(f"{name}: the world file is not a regular file")
+        chunks, total = [], 0
+        while chunk := os.read(fd, min(1 << 16, MAX_WORLD_BYTES + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > MAX_WORLD_BYTES:
+                raise WorldError(
+                    f"{name}: the world file is larger than {MAX_WORLD_BYTES >> 20} MiB"
+                )
+    except OSError as exc:
+        raise WorldError(f"{name}: cannot read the world file ({exc.strerror})") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise WorldError(f"{name}: the world file is not UTF-8 text") from None
+
+
 def load_world_file(path: str | Path) -> World:
     """Read and build a world file; WorldError messages start with ``FILE:LINE: key``."""
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise WorldError(f"{path}: cannot read the world file ({exc.strerror})") from None
+    return world_from_text(read_world_file(path), str(path))
+
+
+def world_from_text(text: str, path: str) -> World:
+    """Build a world from YAML ``text`` read from ``path`` (named in messages). Raises WorldError.
+
+    Callers that read untrusted files should bound the YAML's merge-key expansion first.
+    """
     try:
         data = yaml.safe_load(text)
-        root = yaml.compose(text)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         raise WorldError(f"{where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        # A tagged scalar that does not construct (``!!int abc``).
+        raise WorldError(f"{path}: a value YAML cannot construct ({type(exc).__name__})") from None
     try:
         return world_from_dict(data or {})
     except WorldError as exc:
         line = _line_of(root, exc.path)
         where = f"{path}:{line}" if line else str(path)
         raise WorldError(f"{where}: {exc}", exc.path) from None
+    except (ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise WorldError(f"{path}: the world cannot be built ({type(exc).__name__})") from None
 
 
 def _line_of(node: Any, path: tuple[str | int, ...]) -> int | None:

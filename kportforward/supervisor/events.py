@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.core.models import ClusterStatus, ForwardStatus, Traffic
 from kportforward.core.states import ForwardState
 
 
@@ -134,4 +134,23 @@ def iso_time(ts: float) -> str:
     return f"{stamp}.{int(ts % 1 * 1000):03d}{offset[:3]}:{offset[3:]}"
 
 
-SupervisorEvent = ForwardEvent | ClusterEvent | NoticeEvent | ConfigReloaded
+@dataclass(frozen=True, slots=True)
+class TrafficEvent:
+    """A forward's front door counted traffic (at most one per forward per second)."""
+
+    ts: float
+    forward: str
+    traffic: Traffic
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``run --json`` line for traffic."""
+        return {
+            "ts": round(self.ts, 3),
+            "time": iso_time(self.ts),
+            "event": "traffic",
+            "forward": self.forward,
+            "traffic": self.traffic.as_json(),
+        }
+
+
+SupervisorEvent = ForwardEvent | ClusterEvent | NoticeEvent | ConfigReloaded | TrafficEvent

@@ -24,7 +24,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import time
 from collections import deque
@@ -32,7 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from kportforward.supervisor.kubectl import OWNER_ENV, pdeathsig_argv
+from kportforward.platform.guard import default_guard
+from kportforward.supervisor.kubectl import pdeathsig_argv
+from kportforward.supervisor.reclaim import owner_marker
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ INSTALL_HINT = (
     "needs no extra program"
 )
 GRPCUI_ENV = "KPORTFORWARD_GRPCUI_FORWARD"
-"""Marks a grpcui child with the forward it serves (with the owner's pid in OWNER_ENV)."""
+"""Marks a grpcui child with the forward it serves (beside ``owner_marker()``)."""
 
 _READY = re.compile(r"gRPC Web UI available at (\S+)")
 _NO_REFLECTION = "does not support the reflection API"
@@ -255,7 +256,7 @@ class GrpcUISupervisor:
             child.target,
         ]
         wrapped, preexec = pdeathsig_argv(argv)
-        env = {**os.environ, OWNER_ENV: str(os.getpid()), GRPCUI_ENV: child.name}
+        env = {**os.environ, **owner_marker(), GRPCUI_ENV: child.name}
         self._set(child, GrpcUIState.STARTING, url=None)
         try:
             proc = await asyncio.create_subprocess_exec(
@@ -271,6 +272,8 @@ class GrpcUISupervisor:
             self._set(child, GrpcUIState.BACKOFF, error=f"cannot start grpcui: {exc}")
             return "exit"
         child.pid = proc.pid
+        guard = default_guard()  # no grpcui outlives us, even on SIGKILL, on any platform
+        guard.register(proc.pid, group=True, label=f"grpcui:{child.name}")
         child.lines.append(f"{time.strftime('%H:%M:%S')} [kportforward] spawned pid {proc.pid}")
         ready = asyncio.Event()
         reader = asyncio.create_task(self._read(child, proc, ready))
@@ -291,6 +294,7 @@ class GrpcUISupervisor:
             if proc.returncode is None:
                 await asyncio.shield(_stop(proc))
             reader.cancel()
+            guard.unregister(proc.pid)
             child.pid = None
         text = "\n".join(child.lines)
         last = next((ln for ln in reversed(child.lines) if "[kportforward]" not in ln), "")
@@ -362,11 +366,14 @@ def _port_free(port: int) -> bool:
 
 
 async def _stop(proc: asyncio.subprocess.Process, wait: float = 1.0) -> None:
-    """SIGINT → wait → SIGTERM → wait → SIGKILL on the child's process group."""
-    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+    """The platform's stop plan on the child's group (SIGINT → SIGTERM → SIGKILL on POSIX)."""
+    from kportforward.platform import current
+
+    platform = current()
+    for step in platform.stop_plan(wait, wait):
         if proc.returncode is not None:
             return
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
+        with contextlib.suppress(ProcessLookupError, PermissionError, OSError):
+            platform.signal(proc.pid, step)
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(proc.wait(), wait if sig != signal.SIGKILL else 10)
+            await asyncio.wait_for(proc.wait(), step.wait if step.wait else 10)

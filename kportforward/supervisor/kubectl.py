@@ -26,12 +26,7 @@ from kportforward.logs import redact
 from kportforward.platform import Platform, StopStep, current
 from kportforward.platform.guard import OrphanGuard, default_guard
 from kportforward.platform.posix import pdeathsig_preexec, setpriv_path
-
-try:  # the ports helper owns these names; keep working until it lands
-    from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
-except ImportError:  # pragma: no cover - only before supervisor/reclaim.py exists
-    OWNER_ENV = "KPORTFORWARD_OWNER_PID"
-    FORWARD_ENV = "KPORTFORWARD_FORWARD"
+from kportforward.supervisor.reclaim import FORWARD_ENV, owner_marker
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +279,7 @@ class KubectlProcess:
         proc._platform = platform or current()
         proc._exit = loop.create_future()
         child_env = dict(os.environ if env is None else env)
-        child_env[OWNER_ENV] = str(os.getpid())
+        child_env.update(owner_marker())  # who we are, provably: reclaim trusts only this
         child_env[FORWARD_ENV] = forward
         options = proc._platform.spawn_options(argv, child_env)
         transport, _ = await loop.subprocess_exec(

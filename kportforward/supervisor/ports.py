@@ -31,10 +31,13 @@ class PortAllocator:
         checker: PortChecker,
         notice: Callable[[str], None] = lambda _m: None,
         reclaim: bool = True,
+        kubectl: str | None = None,
     ) -> None:
         self.checker = checker
         self._notice = notice
         self._reclaim = reclaim
+        self._kubectl = kubectl
+        """The kubectl we run: reclaim stops only a leftover of exactly that executable."""
         self.held: dict[str, tuple[ForwardSpec, int]] = {}
         """Forward name → (spec, port) for every forward that holds or is about to hold a port."""
         self._batch: dict[str, Assignment] = {}
@@ -64,6 +67,19 @@ class PortAllocator:
                 self._notice(got[1])
             return got
 
+    async def home_available(self, spec: ForwardSpec) -> bool:
+        """True when ``spec``'s configured port is free now (not ours, not anyone's)."""
+        if any(port == spec.local_port for n, (_s, port) in self.held.items() if n != spec.name):
+            return False
+        self.checker.invalidate(spec.local_port)
+        return bool(
+            await asyncio.to_thread(self.checker.is_available, spec.local_port, spec.address)
+        )
+
+    def forget(self, port: int) -> None:
+        """A bind of ``port`` failed after a check said it was free: check it again next time."""
+        self.checker.invalidate(port)
+
     def release(self, name: str) -> None:
         """``name`` no longer holds a port (stopped, removed)."""
         self.held.pop(name, None)
@@ -80,7 +96,7 @@ class PortAllocator:
                 if spec.local_port in reserved.values():
                     continue
                 if not self.checker.is_available(spec.local_port, spec.address):
-                    msg = _reclaim(spec.local_port, spec.address, spec.name)
+                    msg = _reclaim(spec.local_port, spec.address, spec.name, self._kubectl)
                     if msg:
                         self.checker.invalidate(spec.local_port)
                         log.info("%s: %s", spec.name, msg)
@@ -95,11 +111,11 @@ class PortAllocator:
         return out
 
 
-def _reclaim(port: int, address: str, name: str) -> str | None:
+def _reclaim(port: int, address: str, name: str, kubectl: str | None) -> str | None:
     try:
         from kportforward.supervisor.reclaim import reclaim_stale_kubectl
 
-        return reclaim_stale_kubectl(port, address, name)
+        return reclaim_stale_kubectl(port, address, name, kubectl=kubectl)
     except Exception as exc:
         log.warning("reclaim on port %s failed: %s", port, exc)
         return None

@@ -8,6 +8,7 @@ from typing import Protocol
 
 from kportforward.core.models import ClusterStatus, Config, ForwardStatus
 from kportforward.supervisor.events import SupervisorEvent
+from kportforward.supervisor.httplog import HttpRequest
 
 
 class SupervisorProtocol(Protocol):
@@ -32,6 +33,12 @@ class SupervisorProtocol(Protocol):
 
     def log_lines(self, name: str) -> tuple[str, ...]:
         """The last few hundred lines kubectl printed for ``name`` (stdout and stderr)."""
+
+    def http_requests(self, name: str) -> tuple[HttpRequest, ...]:
+        """The HTTP requests seen through ``name``'s front door, oldest first."""
+
+    def traffic_history(self, name: str, seconds: int = 60) -> list[tuple[int, int]]:
+        """Bytes (in, out) per second through ``name``'s front door, oldest first."""
 
     async def stop(self, name: str) -> None:
         """Stop one forward (its kubectl exits); it stays Stopped until started."""

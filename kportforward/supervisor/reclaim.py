@@ -7,14 +7,19 @@ is deliberately narrow. A process is stopped only when **every** test below hold
   keeping the pid, so any ``kubectl*`` executable name counts);
 - it listens on exactly one local port, the one asked about, on an overlapping address;
 - it belongs to the same user as we do;
-- its environment carries the marker every kubectl we spawn gets: ``KPORTFORWARD_OWNER_PID`` (the
-  kportforward that spawned it) and ``KPORTFORWARD_FORWARD`` (the forward's name, which must equal
-  ``forward_name`` when one is given);
-- that owner is gone: no process has that pid any more, or the pid now belongs to a process
-  that started after the kubectl did (a reused pid, so not the kportforward that spawned it); a
-  live owner, including this very process, is never robbed;
-- its original parent is gone: it has been reparented (to init, pid 1, or to a subreaper), so its
-  parent is no longer the owner.
+- it is the kubectl we would run: its executable (``/proc/PID/exe``) is that kubectl, or a
+  ``kubectl.N.NN`` beside it (the gcloud dispatcher's clients) — not merely a program so named;
+- it runs in our PID namespace (its pid and its owner's pid mean what they say here);
+- its environment carries the marker every kubectl we spawn gets (``owner_marker()``):
+  ``KPORTFORWARD_OWNER_PID``, ``KPORTFORWARD_OWNER_START`` (the owner's start time) and
+  ``KPORTFORWARD_OWNER_PIDNS`` (the owner's PID namespace, which must be ours), plus
+  ``KPORTFORWARD_FORWARD`` (the forward's name, which must equal ``forward_name`` when given);
+- that owner is provably gone (``owned.owner_gone``): no process has that pid, or the process
+  with that pid started at another time; a live owner, including this very process, is never
+  robbed, and an old marker without a start time is never trusted;
+- it has been orphaned: its parent is pid 1, or a known reaper (``systemd --user``, a container
+  init such as tini) that adopted it. A marked kubectl whose real parent is some other live
+  process is not ours to stop.
 
 Anything else that holds the port is left alone, whatever it is. The stop is the same gentle-then-
 firm sequence the supervisor uses: SIGINT (kubectl exits 0), wait, SIGTERM, wait, SIGKILL.
@@ -24,6 +29,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import sys
 import time
@@ -31,14 +37,30 @@ import time
 import psutil
 
 from kportforward.core.ports import addresses_overlap
+from kportforward.owned import me, owner_gone, pid_namespace
 
 OWNER_ENV = "KPORTFORWARD_OWNER_PID"
 """Set on every kubectl we spawn: the pid of the kportforward that spawned it."""
+OWNER_START_ENV = "KPORTFORWARD_OWNER_START"
+"""Set on every kubectl we spawn: that kportforward's start time (``owned.start_time``)."""
+OWNER_PIDNS_ENV = "KPORTFORWARD_OWNER_PIDNS"
+"""Set on every kubectl we spawn: that kportforward's PID namespace (``owned.pid_namespace``)."""
 FORWARD_ENV = "KPORTFORWARD_FORWARD"
 """Set on every kubectl we spawn: the name of the forward it serves."""
 
+
+def owner_marker() -> dict[str, str]:
+    """The environment that marks a kubectl as spawned by this process (add ``FORWARD_ENV``)."""
+    ident = me()
+    return {OWNER_ENV: str(ident.pid), OWNER_START_ENV: ident.start, OWNER_PIDNS_ENV: ident.pidns}
+
+
 _KUBECTL_EXE = re.compile(r"^kubectl(\.[0-9.]+)?(\.exe)?$", re.IGNORECASE)
 _POLL = 0.05
+# Processes that adopt orphans: init systems and container inits (subreapers).
+_REAPERS = frozenset(
+    {"systemd", "init", "tini", "docker-init", "catatonit", "dumb-init", "s6-svscan", "launchd"}
+)
 
 
 def _is_kubectl_port_forward(cmdline: list[str]) -> bool:
@@ -56,18 +78,38 @@ def _same_user(proc: psutil.Process) -> bool:
     return proc.username().split("\\")[-1] == getpass.getuser()
 
 
-def _owner_alive(owner_pid: int, proc: psutil.Process) -> bool:
-    if owner_pid == os.getpid():
+def _kubectl_dirs(kubectl: str | None) -> tuple[set[str], set[str]]:
+    """(exact executables, directories whose ``kubectl*`` executables count) for ``kubectl``."""
+    path = kubectl or shutil.which("kubectl")
+    if not path:
+        return set(), set()
+    real = os.path.realpath(path)
+    return {real}, {os.path.dirname(real)}
+
+
+def is_our_kubectl(exe: str, kubectl: str | None) -> bool:
+    """True when ``exe`` (a process's executable) is the kubectl we would run, or one of the
+    versioned clients in the same directory that a dispatcher execs (``kubectl.1.30``)."""
+    if not exe or exe.endswith(" (deleted)"):
+        return False
+    exact, dirs = _kubectl_dirs(kubectl)
+    real = os.path.realpath(exe)
+    if real in exact:
+        return True
+    return os.path.dirname(real) in dirs and bool(_KUBECTL_EXE.match(os.path.basename(real)))
+
+
+def _orphaned(proc: psutil.Process) -> bool:
+    """Adopted by init (pid 1 in our namespace) or by a known reaper (``systemd --user``, tini …),
+    as happens when its owner dies; a kubectl whose parent is any other live process is that
+    process's business, whatever its environment says."""
+    ppid = proc.ppid()
+    if ppid in (0, 1):
         return True
     try:
-        owner = psutil.Process(owner_pid)
-        # The owner spawned the kubectl, so it started first; a process that started later merely
-        # reuses the pid and is not a kportforward of ours.
-        return owner.create_time() <= proc.create_time()
-    except psutil.NoSuchProcess:
+        return psutil.Process(ppid).name() in _REAPERS
+    except psutil.Error:
         return False
-    except psutil.AccessDenied:
-        return True  # cannot tell: keep our hands off
 
 
 def _listen_ports(proc: psutil.Process) -> set[int]:
@@ -79,7 +121,11 @@ def _listen_ports(proc: psutil.Process) -> set[int]:
 
 
 def _stale_reason(
-    proc: psutil.Process, port: int, address: str, forward_name: str | None
+    proc: psutil.Process,
+    port: int,
+    address: str,
+    forward_name: str | None,
+    kubectl: str | None = None,
 ) -> str | None:
     """A description of ``proc`` as a stale kubectl of ours, or None if it is anything else."""
     try:
@@ -87,18 +133,25 @@ def _stale_reason(
             return None
         if not _same_user(proc):
             return None
+        if not is_our_kubectl(proc.exe(), kubectl):
+            return None
+        if pid_namespace(proc.pid) != pid_namespace():
+            return None
         env = proc.environ()
-        owner_text, forward = env.get(OWNER_ENV), env.get(FORWARD_ENV)
-        if not owner_text or not forward or not owner_text.isdigit():
+        owner_text, forward = env.get(OWNER_ENV, ""), env.get(FORWARD_ENV)
+        owner_start, owner_ns = env.get(OWNER_START_ENV, ""), env.get(OWNER_PIDNS_ENV)
+        if not owner_text.isdigit() or not forward or not owner_start or owner_ns is None:
             return None
         if forward_name is not None and forward != forward_name:
             return None
         owner_pid = int(owner_text)
-        if proc.ppid() == owner_pid or _owner_alive(owner_pid, proc):
+        if proc.ppid() == owner_pid or not owner_gone(owner_pid, owner_start, owner_ns):
+            return None
+        if not _orphaned(proc):
             return None
         if _listen_ports(proc) != {port}:
             return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, ValueError):
         return None
     return (
         f"kubectl port-forward (pid {proc.pid}) for {forward} left over from an earlier "
@@ -123,23 +176,32 @@ def _listener_pids(port: int, address: str) -> list[int]:
     return sorted(pids)
 
 
-def _find(port: int, address: str, forward_name: str | None) -> tuple[psutil.Process, str] | None:
+def _find(
+    port: int, address: str, forward_name: str | None, kubectl: str | None
+) -> tuple[psutil.Process, str] | None:
     for pid in _listener_pids(port, address):
         try:
             proc = psutil.Process(pid)
         except psutil.NoSuchProcess:
             continue
-        reason = _stale_reason(proc, port, address, forward_name)
+        reason = _stale_reason(proc, port, address, forward_name, kubectl)
         if reason is not None:
             return proc, reason
     return None
 
 
 def find_stale_kubectl(
-    port: int, address: str = "127.0.0.1", forward_name: str | None = None
+    port: int,
+    address: str = "127.0.0.1",
+    forward_name: str | None = None,
+    *,
+    kubectl: str | None = None,
 ) -> psutil.Process | None:
-    """The leftover kubectl of ours holding ``address:port`` (see the module rules), or None."""
-    found = _find(port, address, forward_name)
+    """The leftover kubectl of ours holding ``address:port`` (see the module rules), or None.
+
+    ``kubectl`` is the executable we run (default: ``kubectl`` on PATH).
+    """
+    found = _find(port, address, forward_name, kubectl)
     return found[0] if found else None
 
 
@@ -187,12 +249,14 @@ def reclaim_stale_kubectl(
     forward_name: str | None = None,
     *,
     grace: float = 2.0,
+    kubectl: str | None = None,
 ) -> str | None:
     """Stop the leftover kubectl of ours holding ``address:port``; the message, or None if none.
 
-    Never touches a process that fails any rule in the module docstring.
+    Never touches a process that fails any rule in the module docstring. ``kubectl`` is the
+    executable we run (default: ``kubectl`` on PATH).
     """
-    found = _find(port, address, forward_name)
+    found = _find(port, address, forward_name, kubectl)
     if found is None:
         return None
     proc, reason = found

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kportforward.core import lifecycle as lc
-from kportforward.core.models import ForwardSpec, ForwardStatus
+from kportforward.core.models import ForwardSpec, ForwardStatus, Traffic
 from kportforward.core.states import ForwardState
 from kportforward.supervisor.health import ProbeResult, start_probe
 from kportforward.supervisor.kubectl import LOG_LINES, Failure, KubectlProcess
@@ -83,6 +83,14 @@ ProbeStarter = Callable[[str, int, float, Callable[[ProbeResult], None]], Any]
 """``(address, port, timeout, callback) -> handle with cancel()``: one probe through a tunnel."""
 
 
+@dataclass(frozen=True, slots=True)
+class FrontDoorSettings:
+    """How one forward's front door behaves."""
+
+    hold_timeout: float = 10.0
+    http_log: bool = False
+
+
 class RunnerHost(Protocol):
     """What a runner needs from the supervisor around it."""
 
@@ -110,6 +118,18 @@ class RunnerHost(Protocol):
 
     def watch_state(self, runner: ForwardRunner) -> None:
         """The forward's state or pod changed: keep probing rotation and watches in step."""
+
+    def door_for(self, runner: ForwardRunner) -> FrontDoorSettings | None:
+        """The front door settings for this forward, or None when kubectl owns the port."""
+
+    async def home_available(self, runner: ForwardRunner) -> bool:
+        """True when the forward's configured port is free now (a moved door may go home)."""
+
+    def port_taken(self, runner: ForwardRunner, port: int) -> None:
+        """A bind of ``port`` failed: forget any cached "free" answer for it."""
+
+    def traffic(self, runner: ForwardRunner, traffic: Traffic) -> None:
+        """The forward's door counted new traffic (at most once a second)."""
 
 
 class ForwardRunner:
@@ -140,6 +160,7 @@ class ForwardRunner:
         self._busy = False
         self._timer: Any = None
         self._probe: Any = None
+        self._probe_pid: int | None = None
         self._stopping: set[asyncio.Task[None]] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._connections_before = 0
@@ -147,6 +168,9 @@ class ForwardRunner:
         self._status: ForwardStatus | None = None
         self._status_key: tuple[Any, ...] = ()
         self._closed = False
+        self.door: Any = None
+        """The forward's ``FrontDoor`` on the user's port (None: kubectl listens there itself).
+        It lives as long as the forward, across kubectl restarts."""
 
     # -- the one way in -------------------------------------------------------------------------
 
@@ -185,6 +209,7 @@ class ForwardRunner:
                 self.record, effects = lc.step(self.record, item, self.clock.now())
                 for effect in effects:
                     self._do(effect)
+                self._sync_door()
             self.host.watch_state(self)
         finally:
             self._busy = False
@@ -194,6 +219,7 @@ class ForwardRunner:
         self.record, effects = lc.config_changed(self.record, spec, self.clock.now())
         for effect in effects:
             self._do(effect)
+        self._sync_door()
         self.host.watch_state(self)
 
     # -- effects --------------------------------------------------------------------------------
@@ -247,11 +273,75 @@ class ForwardRunner:
         if attempt != self.record.attempt:
             return
         try:
-            port, moved = await self.host.allocate(self)
+            settings = self.host.door_for(self)
+            if settings is None:
+                await self._close_door()
+                port, moved = await self.host.allocate(self)
+            else:
+                port, moved = await self._door_port(settings)
         except LookupError as exc:
             self.feed(lc.PortUnavailable(attempt, str(exc.args[0] if exc.args else exc)))
             return
         self.feed(lc.PortAssigned(attempt, port, moved))
+
+    async def _door_port(self, settings: FrontDoorSettings) -> tuple[int, str | None]:
+        """The port of the forward's door: the one it holds (home, or a move home is not free
+        for), the configured one again when it is free, else a new door where the allocator says.
+        The bind is the check: no gap in which someone else could take the port."""
+        spec, door = self.spec, self.door
+        if door is not None and door.address == spec.address:
+            if not door.listening:
+                with contextlib.suppress(OSError):
+                    door.reopen()
+            if door.listening and (
+                door.port == spec.local_port or not await self.host.home_available(self)
+            ):
+                moved = None if door.port == spec.local_port else self.record.port_moved_reason
+                return door.port, moved
+        await self._close_door()
+        from kportforward.supervisor.frontdoor import FrontDoor
+
+        for _ in range(5):
+            port, moved = await self.host.allocate(self)
+            try:
+                door = FrontDoor(
+                    spec.name,
+                    spec.address,
+                    port,
+                    hold_timeout=settings.hold_timeout,
+                    http_log=settings.http_log,
+                    on_traffic=lambda traffic: self.host.traffic(self, traffic),
+                )
+                await door.start()
+            except OSError:
+                self.host.port_taken(self, port)  # taken between the check and our bind
+                continue
+            self.door = door
+            return port, moved
+        raise LookupError(f"no local port could be bound for {spec.name}")
+
+    async def _close_door(self) -> None:
+        door, self.door = self.door, None
+        if door is not None:
+            await door.close()
+
+    def _sync_door(self) -> None:
+        """The door follows the lifecycle: relay while the tunnel is verified, hold new
+        connections while it restarts, refuse honestly when the forward is Stopped or Failed."""
+        door = self.door
+        if door is None:
+            return
+        state = self.record.state
+        if state in (S.RUNNING, S.DEGRADED):
+            proc = self.proc
+            port = getattr(proc, "ready_port", None)
+            if port and door.target != ("127.0.0.1", port):
+                door.set_target(("127.0.0.1", port))
+        elif state in (S.STOPPED, S.FAILED):
+            if door.listening:
+                door.close_listener(self.record.reason)
+        elif door.target is not None:
+            door.hold(self.record.reason)
 
     async def _spawn_one(self, attempt: int, port: int) -> None:
         await self.settle()
@@ -269,7 +359,12 @@ class ForwardRunner:
             if self.proc is not None:
                 self._connections_before += self.proc.connections
             try:
-                proc = await self._spawn(self.host.argv(self, port), self.spec.name, self.lines)
+                # With a door, kubectl listens on a port of its own choosing (its readiness line
+                # names it); the user's port is the door's.
+                kubectl_port = 0 if self.door is not None else port
+                proc = await self._spawn(
+                    self.host.argv(self, kubectl_port), self.spec.name, self.lines
+                )
             except OSError as exc:
                 self.feed(lc.SpawnFailed(attempt, *_spawn_error(exc)))
                 return
@@ -326,10 +421,18 @@ class ForwardRunner:
             self._start_probe(self.record.pid)
 
     def _start_probe(self, pid: int) -> None:
-        if self._probe is not None or pid != self.record.pid:
+        if pid != self.record.pid:
             return
+        if self._probe is not None:
+            if self._probe_pid == pid:
+                return  # one probe per tunnel at a time
+            self._cancel_probe()  # a probe of an earlier kubectl: its answer no longer matters
         proc = self.procs.get(pid)
-        port = self.record.local_port
+        # Probes go straight to kubectl's own port: they test the tunnel, not the door, and
+        # never count as the user's traffic.
+        port = (
+            getattr(proc, "ready_port", None) if self.door is not None else self.record.local_port
+        )
         if proc is None or not port:
             return
         errors_before = getattr(proc, "forward_errors", 0)
@@ -360,6 +463,7 @@ class ForwardRunner:
                 self.host.prober.escalate(self)
             self.feed(lc.ProbeDone(pid, result.ok, result.latency, result.reason))
 
+        self._probe_pid = pid
         self._probe = self._probe_starter(
             self.spec.address, port, self.host.tuning.probe_timeout, done
         )
@@ -373,18 +477,22 @@ class ForwardRunner:
 
     @property
     def connections(self) -> int:
-        """Client connections handled over all kubectl processes (our probes not counted)."""
+        """Client connections: the door's count, else kubectl's over all its processes (our
+        probes not counted)."""
+        if self.door is not None:
+            return int(self.door.stats().opened)
         live = self.proc.connections if self.proc is not None else 0
         return max(0, self._connections_before + live - self._probes)
 
     def status(self) -> ForwardStatus:
         """An immutable snapshot of this forward (cached until something in it changes)."""
-        key = (self.record, self.connections, self.rss, self.cpu_percent)
+        traffic = self.door.stats() if self.door is not None else None
+        key = (self.record, self.connections, self.rss, self.cpu_percent, traffic)
         if self._status is not None and key == self._status_key:
             return self._status
         self._status_key = key
         self._status = self.record.status(
-            connections=self.connections, rss=self.rss, cpu=self.cpu_percent
+            connections=self.connections, rss=self.rss, cpu=self.cpu_percent, traffic=traffic
         )
         return self._status
 
@@ -412,6 +520,8 @@ class ForwardRunner:
             for p in procs:
                 p.kill()
             raise
+        finally:
+            await self._close_door()
 
     def mark_stopped(self, reason: str) -> None:
         """After ``close()``: record the final Stopped state (shutdown)."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from kportforward.core import lifecycle as lc
 from kportforward.core.backoff import Backoff
-from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus
+from kportforward.core.models import ClusterStatus, Config, ForwardSpec, ForwardStatus, Traffic
 from kportforward.core.ports import PortChecker
 from kportforward.core.states import ForwardState, has_process
 from kportforward.supervisor.clusters import (
@@ -36,13 +36,16 @@ from kportforward.supervisor.events import (
     ForwardEvent,
     NoticeEvent,
     SupervisorEvent,
+    TrafficEvent,
 )
 from kportforward.supervisor.health import TunnelProber, start_probe
+from kportforward.supervisor.httplog import HttpRequest
 from kportforward.supervisor.kubectl import build_argv
 from kportforward.supervisor.ports import PortAllocator
 from kportforward.supervisor.runner import (
     Clock,
     ForwardRunner,
+    FrontDoorSettings,
     ProbeStarter,
     ProcessFactory,
     Tuning,
@@ -92,6 +95,7 @@ class Supervisor:
         probe: ProbeStarter = start_probe,
         reclaim: bool = True,
         watch_wake: bool = True,
+        remote_defaults: Any = None,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
@@ -109,13 +113,17 @@ class Supervisor:
         self._watch_interval = watch_interval
         self._sample_interval = sample_interval
         self._clock = clock
+        self._remote = remote_defaults
+        """``remote_defaults.RemoteDefaults`` to refresh in the background, or None."""
         self._spawn = spawn
         self._probe = probe
         cores = os.cpu_count() or 2
         self._slots = asyncio.Semaphore(max_in_flight or max(4, 4 * cores))
         self._checker = port_checker or PortChecker(ttl=2.0)
         self._own_checker = port_checker is None
-        self.ports = PortAllocator(self._checker, self._port_moved, reclaim=reclaim)
+        self.ports = PortAllocator(
+            self._checker, self._port_moved, reclaim=reclaim, kubectl=kubectl
+        )
         self.registry = ClusterRegistry(
             kubeconfig, self._cluster_changed, probe_access, cluster_backoff or access_backoff
         )
@@ -133,6 +141,7 @@ class Supervisor:
         self._pod_watches: set[tuple[str | None, str | None, str]] = set()
         self._appear_checks: set[str] = set()
         self._started = False
+        self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
 
     # -- protocol: queries ----------------------------------------------------------------------
@@ -165,6 +174,16 @@ class Supervisor:
         runner = self._runners.get(name)
         return tuple(runner.lines) if runner else ()
 
+    def http_requests(self, name: str) -> tuple[HttpRequest, ...]:
+        """The HTTP requests seen through ``name``'s front door, oldest first (rest/web only)."""
+        door = self._runners[name].door
+        return door.requests() if door is not None else ()
+
+    def traffic_history(self, name: str, seconds: int = 60) -> list[tuple[int, int]]:
+        """Bytes (in, out) per second through ``name``'s door, oldest first."""
+        door = self._runners[name].door
+        return door.history(seconds) if door is not None else []
+
     def cluster_key(self, runner: ForwardRunner) -> ClusterKey:
         """The cluster the forward's kubectl talks to now."""
         return self.registry.key_of(runner.spec)
@@ -180,6 +199,11 @@ class Supervisor:
         if self._started:
             return
         self._started = True
+        if any(s.front_door is not False for s in self.config.forwards):
+            from kportforward.supervisor.doorio import raise_nofile_limit
+
+            before, after = raise_nofile_limit()  # each door holds sockets: lift the soft limit
+            log.info("open-file limit %s → %s", before, after)
         await self.registry.refresh(self._kubeconfigs())
         specs = list(self.config.forwards)
         await self.ports.prepare(s for s in specs if self.registry.check_spec(s) is None)
@@ -277,6 +301,9 @@ class Supervisor:
             for watcher in self._watchers:
                 await watcher.close()
             self._watchers.clear()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
             await self.registry.close()
             self.prober.close()
             if self._pod_watcher is not None:
@@ -372,6 +399,27 @@ class Supervisor:
         self.registry.report_down(
             self.cluster_key(runner), reason, runner.spec.namespace, auth=auth
         )
+
+    def door_for(self, runner: ForwardRunner) -> FrontDoorSettings | None:
+        """The forward's front door settings (``frontDoor``, ``holdTimeout``), or None."""
+        spec, settings = runner.spec, self.config.settings
+        wanted = settings.front_door if spec.front_door is None else spec.front_door
+        if not wanted:
+            return None
+        hold = settings.hold_timeout if spec.hold_timeout is None else spec.hold_timeout
+        return FrontDoorSettings(hold_timeout=hold, http_log=spec.type in ("rest", "web"))
+
+    async def home_available(self, runner: ForwardRunner) -> bool:
+        """True when the forward's configured port is free (its door may return home)."""
+        return await self.ports.home_available(runner.spec)
+
+    def port_taken(self, runner: ForwardRunner, port: int) -> None:
+        """Someone bound ``port`` between the check and our door's bind."""
+        self.ports.forget(port)
+
+    def traffic(self, runner: ForwardRunner, traffic: Traffic) -> None:
+        """One traffic event (the door sends at most one per second per forward)."""
+        self._queue.put_nowait(TrafficEvent(time.time(), runner.spec.name, traffic))
 
     def watch_state(self, runner: ForwardRunner) -> None:
         """Keep the probing rotation, the cluster's reachability and the watches in step."""
@@ -547,12 +595,31 @@ class Supervisor:
                 )
             )
         self._watchers.append(ProcessSampler(self._pids, self._sampled, self._sample_interval))
+        if self._remote is not None:
+            self._watchers.append(Ticker("remote-defaults", self._remote.interval, self._refresh))
+            first = asyncio.get_running_loop().create_task(self._refresh())  # the cache is old
+            self._tasks.add(first)
+            first.add_done_callback(self._tasks.discard)
         if self._options["watch_wake"]:
             self._watchers.append(SleepDetector(self._slept, interval=1.0))
             self._watchers.append(NetworkWatcher(self._recheck, interval=2.0))
             self._watchers.append(Ticker("credential-watch", 0.5, self.registry.watch_credentials))
         for watcher in self._watchers:
             watcher.start()
+
+    async def _refresh(self) -> None:
+        """Fetch the remote defaults again (conditional GET); a change is a normal reload."""
+        remote = self._remote
+        before = remote.notice
+        try:
+            config = await remote.refresh(self.config_path)
+        except Exception as exc:  # a broken user file: keep running on the old config
+            self._notice("error", f"config not reloaded: {exc}")
+            return
+        if remote.notice and remote.notice != before:
+            self._notice("warning", remote.notice)
+        if config is not None:
+            await self.reload(config)
 
     async def _slept(self, lost: float) -> None:
         await self._recheck(f"woke up after {lost:.0f}s asleep")

@@ -60,6 +60,12 @@ class WebUIs:
         self._on_notice = on_notice
         self._stops: set[asyncio.Task[None]] = set()
 
+    def set_notice(self, on_notice: Callable[[str], None]) -> None:
+        """Where one-line notices go (a missing grpcui, Swagger UI off): set once the caller's
+        output exists."""
+        self._on_notice = on_notice
+        self.grpcui.on_notice = on_notice
+
     async def start(self) -> None:
         """Start the Swagger UI server when ``--swaggerui`` is on. A failure (assets missing, no
         port) is one notice, never fatal: the forwards matter more than their docs."""

@@ -58,11 +58,15 @@ class Harness:
     def __init__(self, sup: Supervisor) -> None:
         self.sup = sup
         self.events: list[Any] = []
+        self.traffic: list[Any] = []
         self._task = asyncio.get_running_loop().create_task(self._collect())
 
     async def _collect(self) -> None:
+        from kportforward.supervisor.events import TrafficEvent
+
         async for ev in self.sup.events():
-            self.events.append(ev)
+            # Traffic ticks (one a second per busy forward) are kept apart from the transitions.
+            (self.traffic if isinstance(ev, TrafficEvent) else self.events).append(ev)
 
     def state(self, name: str) -> ForwardState:
         """One forward's current state."""
@@ -70,7 +74,11 @@ class Harness:
 
     def states(self, name: str) -> list[ForwardState]:
         """Every state ``name`` went through, in order."""
-        return [e.status.state for e in self.events if getattr(e, "forward", None) == name]
+        return [
+            e.status.state
+            for e in self.events
+            if getattr(e, "forward", None) == name and hasattr(e, "status")
+        ]
 
     async def wait(self, pred: Callable[[], bool], timeout: float = 30.0, what: str = "") -> None:
         """Poll ``pred`` until true; fail with the snapshot after ``timeout``."""

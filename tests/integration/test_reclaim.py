@@ -24,26 +24,34 @@ import pytest
 from kportforward.core.conflicts import resolve_conflicts
 from kportforward.core.models import ForwardSpec
 from kportforward.core.ports import PortChecker, probe_port
+from kportforward.owned import owner_gone, pid_namespace, start_time
 from kportforward.sim import Simulator
 from kportforward.supervisor.reclaim import (
     FORWARD_ENV,
     OWNER_ENV,
+    OWNER_PIDNS_ENV,
+    OWNER_START_ENV,
     find_stale_kubectl,
+    owner_marker,
     reclaim_stale_kubectl,
 )
 
 from .conftest import echo_through, small_world
 
-# Starts kubectl with extra env ("{self}" becomes the intermediate's pid), prints kubectl's pid,
-# then either exits at once ("exit") or waits for its stdin to close ("stay").
+# Starts kubectl with extra env ("{self}", "{start}", "{pidns}" become the intermediate's pid,
+# start time and PID namespace), prints kubectl's pid, then either exits at once ("exit") or waits
+# for its stdin to close ("stay").
 _SPAWNER = textwrap.dedent(
     """
     import json, os, subprocess, sys
+    from kportforward.owned import me
     argv, log, mode = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
     extra = json.loads(sys.argv[4])
     env = dict(os.environ)
+    ident = me()
     for k, v in extra.items():
-        env[k] = v.replace("{self}", str(os.getpid()))
+        v = v.replace("{self}", str(ident.pid)).replace("{start}", ident.start)
+        env[k] = v.replace("{pidns}", ident.pidns)
     with open(log, "w") as out:
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True)
@@ -145,7 +153,12 @@ def spawn(kubectl: str, echo_sim: Simulator, tmp_path: Path) -> Iterator[Callabl
             s.parent.stdout.close()
 
 
-OURS = {OWNER_ENV: "{self}", FORWARD_ENV: "api"}
+OURS = {
+    OWNER_ENV: "{self}",
+    OWNER_START_ENV: "{start}",
+    OWNER_PIDNS_ENV: "{pidns}",
+    FORWARD_ENV: "api",
+}
 
 
 def test_an_orphaned_kubectl_of_ours_is_reclaimed(spawn):
@@ -190,7 +203,7 @@ def test_a_kubectl_without_the_marker_is_never_touched(spawn):
 
 
 def test_a_kubectl_for_another_forward_is_left_alone(spawn):
-    s = spawn({OWNER_ENV: "{self}", FORWARD_ENV: "web"})
+    s = spawn({**OURS, FORWARD_ENV: "web"})
     assert reclaim_stale_kubectl(s.port, forward_name="api") is None
     assert s.alive()
 
@@ -207,7 +220,7 @@ def test_a_kubectl_whose_owner_is_alive_is_left_alone(spawn):
 
 def test_an_orphan_whose_owner_pid_is_a_live_kportforward_is_left_alone(spawn):
     # Orphaned, but the marker names this test process: a live owner, never robbed.
-    s = spawn({OWNER_ENV: str(os.getpid()), FORWARD_ENV: "api"})
+    s = spawn({**owner_marker(), FORWARD_ENV: "api"})
     assert s.kubectl.ppid() != os.getpid()
     assert reclaim_stale_kubectl(s.port, forward_name="api") is None
     assert s.alive()
@@ -219,21 +232,29 @@ def test_a_marker_on_the_wrong_port_is_not_enough(spawn):
     assert s.alive()
 
 
-def test_an_owner_pid_now_held_by_a_younger_process_counts_as_gone():
-    """Pid reuse: the kportforward that spawned a kubectl started before it, so a process with
-    that pid that started later is someone else, and the owner is gone."""
-    from kportforward.supervisor.reclaim import _owner_alive
-
-    me = psutil.Process(os.getpid())
-    younger = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                               stdin=subprocess.PIPE)  # fmt: skip
+def test_an_owner_pid_now_held_by_another_process_counts_as_gone():
+    """Pid reuse: the marker records the owner's start time, so a process that holds the pid but
+    started at another time is someone else, and the owner is gone."""
+    ns = pid_namespace()
+    other = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
+                             stdin=subprocess.PIPE)  # fmt: skip
     try:
-        assert _owner_alive(younger.pid, me) is False  # started after "the kubectl" (us)
-        assert _owner_alive(me.ppid(), me) is True  # our parent started before us
-        assert _owner_alive(os.getpid(), psutil.Process(younger.pid)) is True  # ourselves
+        real = start_time(other.pid)
+        assert real is not None
+        assert owner_gone(other.pid, real, ns) is False  # alive, same start: the owner
+        assert owner_gone(other.pid, str(int(real) + 1), ns) is True  # same pid, another start
+        assert owner_gone(other.pid, real, "pid:[1]") is False  # another namespace: cannot tell
+        assert owner_gone(other.pid, "", ns) is False  # an old marker: never trusted
+        assert owner_gone(os.getpid(), start_time(os.getpid()) or "", ns) is False  # ourselves
     finally:
-        younger.kill()
-        younger.wait(10)
-        if younger.stdin:
-            younger.stdin.close()
-    assert _owner_alive(younger.pid, me) is False  # no such process any more
+        other.kill()
+        other.wait(10)
+        if other.stdin:
+            other.stdin.close()
+    assert owner_gone(other.pid, real, ns) is True  # no such process any more
+
+
+def test_a_marker_without_the_owner_start_time_is_not_trusted(spawn):
+    s = spawn({OWNER_ENV: "{self}", FORWARD_ENV: "api"})  # the format before start times
+    assert reclaim_stale_kubectl(s.port, forward_name="api") is None
+    assert s.alive()

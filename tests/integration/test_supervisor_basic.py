@@ -9,11 +9,18 @@ import socket
 import subprocess
 import sys
 
+import psutil
 import pytest
 
 from kportforward.core.models import ForwardSpec
+from kportforward.owned import pid_namespace, start_time
 from kportforward.sim import generated_world
-from kportforward.supervisor.reclaim import FORWARD_ENV, OWNER_ENV
+from kportforward.supervisor.reclaim import (
+    FORWARD_ENV,
+    OWNER_ENV,
+    OWNER_PIDNS_ENV,
+    OWNER_START_ENV,
+)
 from tests.integration.supervisor_helpers import (
     RUNNING,
     Harness,
@@ -161,25 +168,37 @@ async def test_stale_kubectl_of_ours_on_the_configured_port_is_reclaimed(kubectl
     specs = echo_specs([("api", "service/svc-000")])
     port = specs[0].local_port
     dead = subprocess.Popen(["true"])
+    dead_start = start_time(dead.pid)  # a zombie until waited for: its start time is readable
     dead.wait()
+    marker = {OWNER_ENV: str(dead.pid), OWNER_START_ENV: dead_start or "",
+              OWNER_PIDNS_ENV: pid_namespace(), FORWARD_ENV: "api"}  # fmt: skip
+    argv = [kubectl, "port-forward", "--address", "127.0.0.1", "--kubeconfig",
+            str(sim.kubeconfig_path), "-n", "default", "service/svc-000",
+            f"{port}:9000"]  # fmt: skip
+    # Orphaned as after a crash: an intermediate starts kubectl, prints its pid and exits.
+    spawner = (
+        "import subprocess, sys; p = subprocess.Popen(sys.argv[1:], stdout=sys.stdout, "
+        "stderr=subprocess.DEVNULL, start_new_session=True); print(p.pid, flush=True)"
+    )
     stale = subprocess.Popen(
-        [kubectl, "port-forward", "--address", "127.0.0.1", "--kubeconfig",
-         str(sim.kubeconfig_path), "-n", "default", "service/svc-000", f"{port}:9000"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True,
-        env={**os.environ, OWNER_ENV: str(dead.pid), FORWARD_ENV: "api"},
+        [sys.executable, "-c", spawner, *argv], stdout=subprocess.PIPE, text=True,
+        env={**os.environ, **marker},
     )  # fmt: skip
+    assert stale.stdout is not None
+    stale_kubectl = psutil.Process(int(stale.stdout.readline()))
+    stale.wait(30)
     h = Harness(make_supervisor(kubectl, str(sim.kubeconfig_path), specs))
     try:
-        assert stale.stdout is not None and "Forwarding from" in stale.stdout.readline()
+        assert "Forwarding from" in stale.stdout.readline()
         await h.sup.start()
         await h.all_running()
         assert h.sup.status("api").local_port == port  # not moved: the port was reclaimed
-        assert stale.wait(10) is not None
+        stale_kubectl.wait(10)
         assert await echo(port, b"mine again") == b"mine again"
     finally:
-        if stale.poll() is None:
-            stale.kill()
-        stale.wait()
+        if stale_kubectl.is_running():  # psutil checks the start time: this very kubectl
+            stale_kubectl.kill()
+        stale.stdout.close()
         await h.close()
 
 

@@ -59,6 +59,8 @@ class ScriptedSupervisor:
         self._pids = itertools.count(4000)
         self.calls: list[tuple[str, str]] = []
         self.logs: dict[str, list[str]] = {}
+        self.requests: dict[str, list] = {}
+        self.history: dict[str, list[tuple[int, int]]] = {}
         self.started = False
         self.shutdown_calls = 0
         self.start_delay = start_delay
@@ -105,6 +107,14 @@ class ScriptedSupervisor:
         for status in self.snapshot():
             if status.spec.group == group:
                 await self.start_forward(status.name)
+
+    def http_requests(self, name: str) -> tuple:
+        """What the test put in ``requests``."""
+        return tuple(self.requests.get(name, ()))
+
+    def traffic_history(self, name: str, seconds: int = 60) -> list[tuple[int, int]]:
+        """What the test put in ``history``."""
+        return list(self.history.get(name, ()))[-seconds:]
 
     def kill_all(self) -> int:
         """Nothing to kill here."""

@@ -168,6 +168,18 @@ class World:
     def cluster_down(self, runner: Any, reason: str, *, auth: bool = False) -> None:
         self.cluster_reports.append(reason)
 
+    def door_for(self, runner: Any) -> None:
+        return None  # kubectl owns the port here: the door is tested with real sockets
+
+    async def home_available(self, runner: Any) -> bool:
+        return True
+
+    def port_taken(self, runner: Any, port: int) -> None:
+        pass
+
+    def traffic(self, runner: Any, traffic: Any) -> None:
+        pass
+
     def watch_state(self, runner: Any) -> None:
         if runner.state is ForwardState.RUNNING:
             self.prober.add(runner)

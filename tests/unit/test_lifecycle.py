@@ -669,3 +669,19 @@ async def _probe_now_and(
 
 
 World.probe_now_and = _probe_now_and  # type: ignore[attr-defined]
+
+
+async def test_a_probe_of_a_dead_kubectl_does_not_block_the_next_ones() -> None:
+    """Found with the real kubectl: a probe still out when its kubectl died kept the next
+    kubectl from ever being probed (stuck in "checking the tunnel" until the connect timeout)."""
+    w = World()
+    await w.begin()
+    await w.running()
+    await w.advance(10)  # stable: the loss restarts at once
+    w.runner.probe_now()
+    assert len(w.probes) == 1  # out, unanswered
+    await w.exit()
+    await w.ready()
+    assert w.state is S.CONNECTING
+    await w.probe(True)  # the new kubectl's probe (the old one was abandoned)
+    assert w.state is S.RUNNING and len(w.procs) == 2
