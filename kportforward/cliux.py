@@ -22,10 +22,10 @@ COMMON_OPTIONS: dict[str | None, frozenset[str]] = {
     None: frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
     "dashboard": frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
     "run": frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
-    "check": frozenset({"config", "kubeconfig", "kubectl", "log", "filters"}),
+    "check": frozenset({"config", "kubeconfig", "kubectl", "log", "filters", "debug"}),
     "demo": frozenset({"kubectl", "log", "debug"}),
-    "profile": frozenset({"kubectl", "log"}),
-    "sim": frozenset({"log"}),
+    "profile": frozenset({"kubectl", "log", "debug"}),
+    "sim": frozenset({"log", "debug"}),
     "add": frozenset({"config", "kubeconfig", "log", "filters"}),
     "discover": frozenset({"kubeconfig", "log", "filters"}),
     "init": frozenset(),
@@ -139,6 +139,28 @@ def require_terminal(args: argparse.Namespace, terminal: Callable[[], bool] = ha
             else "use 'kportforward run' to keep the forwards alive without a UI"
         )
         raise ArgumentError(f"the {what} needs a terminal (stdin and stdout are not one)", hint)
+
+
+def preflight_ui(args: argparse.Namespace) -> None:
+    """For the dashboard and the demo's UI: the input checks their commands make anyway (config,
+    kubectl, kubeconfig), done first so that a bad input is reported as such even without a
+    terminal, before :func:`require_terminal` says the UI needs one."""
+    ui = args.command in UI_COMMANDS or (
+        args.command == "demo" and not getattr(args, "headless", False)
+    )
+    if not ui:
+        return
+    from kportforward.commands.run import resolve_kubectl
+
+    if args.command == "demo":
+        resolve_kubectl(getattr(args, "kubectl", None))
+        return
+    from kportforward.commands.startup import check_startable
+    from kportforward.core.config import load_config
+
+    config = load_config(getattr(args, "config", None))
+    resolve_kubectl(getattr(args, "kubectl", None))
+    check_startable(config, getattr(args, "kubeconfig", None))
 
 
 def forward_filter(args: argparse.Namespace) -> Callable[[Config], Config] | None:

@@ -50,6 +50,30 @@ def verify_kubectl(path: str, timeout: float = VERSION_TIMEOUT) -> str:
     return str(version)
 
 
+def find_kubectl(path: str | None) -> str:
+    """``--kubectl PATH`` checked, or kubectl on PATH (the same rules as ``run``; kept here so that
+    ``check`` imports none of the supervisor)."""
+    import os
+
+    if path:
+        full = os.path.expanduser(path)
+        if not os.path.exists(full):
+            raise KubectlNotFoundError(f"--kubectl {path}: no such file", "pass --kubectl PATH")
+        if os.path.isdir(full) or not os.access(full, os.X_OK):
+            raise KubectlNotFoundError(
+                f"--kubectl {path}: not an executable file", "chmod +x it or pass another path"
+            )
+        return full
+    from kportforward.platform import current
+
+    found = current().find_kubectl()
+    if found is None:
+        raise KubectlNotFoundError(
+            "kubectl not found on PATH", "install kubectl or pass --kubectl PATH"
+        )
+    return str(found)
+
+
 @dataclass
 class EnvironmentReport:
     """What ``check`` found outside the config: facts for stderr, problems that make it exit 2."""
@@ -62,12 +86,11 @@ def check_environment(
     config: Config, kubeconfig: str | None, kubectl: str | None
 ) -> EnvironmentReport:
     """Check the kubectl binary, ``--kubeconfig`` and every forward's kubeconfig and context."""
-    from kportforward.commands.run import resolve_kubectl
     from kportforward.commands.startup import forward_problems
 
     report = EnvironmentReport()
     try:
-        path = resolve_kubectl(kubectl)
+        path = find_kubectl(kubectl)
         report.facts.append(f"kubectl {verify_kubectl(path)} ({path})")
     except KPortForwardError as exc:
         report.problems.append(str(exc))
