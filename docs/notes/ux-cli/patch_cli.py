@@ -162,7 +162,7 @@ def _complete_forward_names(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 for arg in sub._actions:
                     if not arg.option_strings and arg.dest in ("name", "names", "forward", "forwards"):
-                        arg.completer = forward_names  # type: ignore[attr-defined]
+                        arg.completer = forward_names
 ''')
 rep('''    "profile": "profile",
 }
