@@ -53,6 +53,9 @@ def run_dashboard(
         config_arg=config_arg,
         exit_deadline=ExitDeadline(last_resort),
     )
+    register = getattr(supervisor, "set_stop_handler", None)
+    if register is not None:  # a control client's `shutdown` quits the dashboard as `q` does
+        register(lambda: app.call_later(app.action_quit))
     app.run()
     return int(app.return_code or 0)
 
@@ -61,17 +64,53 @@ def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
     from kportforward.commands.run import resolve_kubectl
     from kportforward.commands.startup import check_startable
+    from kportforward.control.instance import claim, serve
+    from kportforward.control.paths import paths_for, read_info
     from kportforward.core.config import load_config, user_config_path
 
     config_arg = getattr(args, "config", None)
+    config_path = str(config_arg or user_config_path())
+    running = read_info(paths_for(config_arg).lock)
+    if running is not None:
+        return attach(running.socket, config_path=config_path, config_arg=config_arg)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
     check_startable(config, getattr(args, "kubeconfig", None))
-    supervisor = build_supervisor(config, args, kubectl)
-    config_path = str(config_arg or user_config_path())
-    log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
-    return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+    lock = claim(config_arg, mode="dashboard")
+    try:
+        supervisor = serve(build_supervisor(config, args, kubectl), lock, config_arg)
+        log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
+        return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+    finally:
+        lock.release()
+
+
+def attach(socket_path: str, *, config_path: str, config_arg: str | None) -> int:
+    """The dashboard over the instance already running on this config; quitting detaches."""
+    from kportforward.control.client import NotRunningError
+    from kportforward.control.remote import RemoteSupervisor
+
+    try:
+        remote = RemoteSupervisor.probe(socket_path)
+    except (OSError, ConnectionError) as exc:
+        raise NotRunningError(
+            f"an instance holds the lock but does not answer on {socket_path}: {exc}",
+            "wait a moment (it may be starting or stopping) and try again",
+        ) from None
+    log.info("dashboard: attached to pid %d", remote.pid)
+    code = run_dashboard(remote, config_path=config_path, config_arg=config_arg)
+    if remote.stopped_instance:
+        print(f"kportforward: stopped the instance (pid {remote.pid})", file=sys.stderr)
+    elif remote.lost:
+        print("kportforward: the instance stopped", file=sys.stderr)
+    elif remote.detached:
+        print(
+            f"kportforward: detached; the forwards keep running in pid {remote.pid} "
+            "(`kportforward status`; `kportforward stop --instance` stops them)",
+            file=sys.stderr,
+        )
+    return code
 
 
 class ExitDeadline:

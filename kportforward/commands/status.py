@@ -60,8 +60,7 @@ def render_table(rows: list[dict[str, Any]]) -> list[str]:
     ]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head) - 1)]
     return [
-        "  ".join(c[i].ljust(widths[i]) for i in range(len(head) - 1)) + "  " + c[-1]
-        for c in cells
+        "  ".join(c[i].ljust(widths[i]) for i in range(len(head) - 1)) + "  " + c[-1] for c in cells
     ]
 
 
