@@ -105,13 +105,18 @@ def _targets(args: Any, forwards: list[dict[str, Any]]) -> list[str]:
     return sorted(set(wanted))
 
 
-def main(args: Any) -> int:
-    """Wait; 0 verified, 1 timeout, 3 no instance."""
-    timeout = _timeout(args)
+def wait_verified(
+    args: Any, timeout: float
+) -> tuple[list[str], list[str], dict[str, dict[str, Any]], float]:
+    """Wait until every target is Running or ``timeout`` passes.
+
+    Returns (targets, still waiting, each forward's last status as protocol JSON, seconds taken).
+    Raises NotRunningError when no instance runs (or it stops meanwhile), ArgumentError for an
+    unknown name or group. ``args`` carries names, group, config and start as ``wait`` parses them.
+    """
     started = time.monotonic()
     deadline = started + timeout
     client, _info = _connect_until(args, deadline, bool(getattr(args, "start", False)))
-    as_json = bool(getattr(args, "json", False))
     with client:
         try:
             snap = client.call("subscribe")
@@ -123,16 +128,27 @@ def main(args: Any) -> int:
             while True:
                 waiting = [n for n in targets if current[n]["state"] != VERIFIED]
                 if not waiting:
-                    return _done(targets, current, time.monotonic() - started, as_json)
+                    break
                 event = client.next_event(deadline)
                 if event is None:
-                    return _timed_out(targets, waiting, current, timeout, as_json)
+                    break
                 if event.get("event") == "forward" and event.get("forward") in current:
                     current[event["forward"]] = event["status"]
         except InstanceGone:
             raise NotRunningError(
                 "the instance stopped while waiting", "see its output or `kportforward status`"
             ) from None
+    return targets, waiting, current, time.monotonic() - started
+
+
+def main(args: Any) -> int:
+    """Wait; 0 verified, 1 timeout, 3 no instance."""
+    timeout = _timeout(args)
+    as_json = bool(getattr(args, "json", False))
+    targets, waiting, current, took = wait_verified(args, timeout)
+    if waiting:
+        return _timed_out(targets, waiting, current, timeout, as_json)
+    return _done(targets, current, took, as_json)
 
 
 def _done(targets: list[str], current: dict[str, Any], took: float, as_json: bool) -> int:
