@@ -74,7 +74,7 @@ async def test_mcp_tools_over_stdio(kubectl, sim_factory, tmp_path):
             assert not error and restarted["name"] == "f0"
             error, stopped = _result(await session.call_tool("stop", {"name": "f1"}))
             assert not error and stopped["state"] == "Stopped"
-            error, started = _result(await session.call_tool("start", {"name": "f1"}))
+            error, _started = _result(await session.call_tool("start", {"name": "f1"}))
             assert not error
             error, logs = _result(await session.call_tool("logs", {"name": "f0", "lines": 5}))
             assert not error and any("Forwarding from" in line for line in logs["lines"])
