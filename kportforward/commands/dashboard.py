@@ -70,9 +70,8 @@ def main(args: argparse.Namespace) -> int:
 
     config_arg = getattr(args, "config", None)
     config_path = str(config_arg or user_config_path())
-    running = read_info(paths_for(config_arg).lock)
-    if running is not None:
-        return attach(running.socket, config_path=config_path, config_arg=config_arg)
+    if read_info(paths_for(config_arg).lock) is not None:
+        return attach(config_path=config_path, config_arg=config_arg)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
@@ -86,18 +85,22 @@ def main(args: argparse.Namespace) -> int:
         lock.release()
 
 
-def attach(socket_path: str, *, config_path: str, config_arg: str | None) -> int:
+def attach(*, config_path: str, config_arg: str | None) -> int:
     """The dashboard over the instance already running on this config; quitting detaches."""
-    from kportforward.control.client import NotRunningError
+    from kportforward.control.client import NotRunningError, connect
     from kportforward.control.remote import RemoteSupervisor
 
-    try:
-        remote = RemoteSupervisor.probe(socket_path)
-    except (OSError, ConnectionError) as exc:
+    found = connect(config_arg)  # waits a little for an instance that is still starting
+    if found is None:
         raise NotRunningError(
-            f"an instance holds the lock but does not answer on {socket_path}: {exc}",
+            "an instance holds the lock but does not answer on its socket",
             "wait a moment (it may be starting or stopping) and try again",
-        ) from None
+        )
+    found[0].close()
+    try:
+        remote = RemoteSupervisor.probe(found[1].socket)
+    except (OSError, ConnectionError) as exc:
+        raise NotRunningError(f"the running instance went away: {exc}", "try again") from None
     log.info("dashboard: attached to pid %d", remote.pid)
     code = run_dashboard(remote, config_path=config_path, config_arg=config_arg)
     if remote.stopped_instance:

@@ -33,7 +33,7 @@ def _sdk() -> tuple[Any, type[Exception]]:
     except ImportError:
         pass
     try:
-        from mcp.server.fastmcp import FastMCP  # mcp 1.x
+        from mcp.server.fastmcp import FastMCP  # type: ignore[attr-defined, unused-ignore]
         from mcp.server.fastmcp.exceptions import ToolError as ToolError1
 
         return FastMCP, ToolError1

@@ -59,7 +59,7 @@ def start_detached(args: Any) -> subprocess.Popen[bytes]:
 def _connect_until(args: Any, deadline: float, start: bool) -> tuple[Client, InstanceInfo]:
     """Connect to the instance, starting one first if asked; NotRunningError otherwise."""
     config_arg = getattr(args, "config", None)
-    found = connect(config_arg)
+    found = connect(config_arg, grace=max(0.0, deadline - time.monotonic()))
     if found is not None:
         return found
     child = start_detached(args) if start else None
@@ -69,7 +69,7 @@ def _connect_until(args: Any, deadline: float, start: bool) -> tuple[Client, Ins
         # A lock held but no socket yet: the instance is starting; keep trying.
         if child is None and read_info(paths_for(config_arg).lock) is None:
             break
-        found = connect(config_arg)
+        found = connect(config_arg, grace=0.0)
         if found is not None:
             return found
         if child is not None and child.poll() is not None:

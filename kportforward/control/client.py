@@ -126,15 +126,27 @@ class Client:
                 raise RemoteError(str(err.get("code", "error")), str(err.get("message", "")))
 
 
-def connect(config_arg: str | None, timeout: float = 10.0) -> tuple[Client, InstanceInfo] | None:
-    """A connection to the instance for ``config_arg``; None when none runs (or it just ended)."""
+STARTING_GRACE = 10.0
+"""How long a client waits for an instance that holds the lock but serves no socket yet (it
+is checking credentials, which has its own 10 s bound)."""
+
+
+def connect(
+    config_arg: str | None, timeout: float = 10.0, grace: float = STARTING_GRACE
+) -> tuple[Client, InstanceInfo] | None:
+    """A connection to the instance for ``config_arg``; None when none runs (or it ended)."""
     info = find_instance(config_arg)
-    if info is None:
-        return None
-    try:
-        return Client(info.socket, timeout), info
-    except (FileNotFoundError, ConnectionRefusedError):
-        return None  # locked but not serving yet (starting) or gone (stopping)
+    deadline = time.monotonic() + grace
+    while info is not None:
+        try:
+            return Client(info.socket, timeout), info
+        except (FileNotFoundError, ConnectionRefusedError):
+            # Locked but not serving yet (starting) or any more (stopping): look again.
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+            info = find_instance(config_arg)
+    return None
 
 
 class NotRunningError(KPortForwardError):
