@@ -23,6 +23,7 @@ from kportforward.control.client import (
     NotRunningError,
     RemoteError,
     connect,
+    not_running_message,
 )
 from kportforward.control.paths import InstanceInfo, paths_for
 from kportforward.core.durations import parse_duration
@@ -81,10 +82,10 @@ def _connect_until(args: Any, deadline: float, start: bool) -> tuple[Client, Ins
                 f"its output is in {log}",
             )
         time.sleep(0.05)
-    raise NotRunningError(
-        "no kportforward is running on this config",
-        "start one with `kportforward run`, or pass --start",
-    )
+    message, hint = not_running_message(config_arg)
+    if "others" not in message:
+        hint = "start one with `kportforward run`, or pass --start"
+    raise NotRunningError(message, hint)
 
 
 def _targets(args: Any, forwards: list[dict[str, Any]]) -> list[str]:

@@ -159,8 +159,22 @@ def connect_or_raise(config_arg: str | None, timeout: float = 10.0) -> tuple[Cli
     """Like :func:`connect`, raising :class:`NotRunningError` when none runs."""
     found = connect(config_arg, timeout)
     if found is None:
-        raise NotRunningError(
+        raise NotRunningError(*not_running_message(config_arg))
+    return found
+
+
+def not_running_message(config_arg: str | None) -> tuple[str, str]:
+    """What to say when no instance runs on this config, naming the ones that run on others."""
+    from kportforward.control.paths import live_instances
+
+    others = live_instances()
+    if not others:
+        return (
             "no kportforward is running on this config",
             "start one with `kportforward run` (or `kportforward wait --start`)",
         )
-    return found
+    configs = "; ".join(f"pid {i.pid}: {i.config[-1] if i.config else '?'}" for i in others)
+    return (
+        f"no kportforward is running on this config ({len(others)} on others: {configs})",
+        "pass the same --config as the instance",
+    )
