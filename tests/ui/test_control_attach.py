@@ -86,3 +86,31 @@ def test_attach_detach_and_stop_the_instance(kubectl, sim, tmp_path):
             stop_run(run)
         run.kill()
         assert psutil.pid_exists(run.proc.pid) is False or gone(run.proc.pid)
+
+
+def test_the_dashboard_is_the_instance_and_a_client_can_stop_it(kubectl, sim, tmp_path):
+    tmux = _require_tmux()
+    config = tmp_path / "kpf.yaml"
+    write_config(config, 2)
+    argv = [sys.executable, str(Path(__file__).with_name("run_in_terminal.py")),
+            sys.executable, "-m", "kportforward", "--config", str(config),
+            "--kubeconfig", str(sim.kubeconfig_path)]  # fmt: skip
+    term = Terminal(tmux, tmp_path, argv)
+    try:
+        term.wait_screen(lambda s: "2/2 running" in s, what="both forwards Running")
+        status = run_cli("--config", str(config), "status", "--json")
+        assert status.returncode == 0, status.stderr
+        doc = json.loads(status.stdout)
+        assert doc["instance"]["mode"] == "dashboard" and doc["instance"]["pid"] == term.pid
+        refused = run_cli("--config", str(config), "--kubeconfig", str(sim.kubeconfig_path), "run")
+        assert refused.returncode == 2 and f"pid {term.pid}" in refused.stderr
+        assert run_cli("--config", str(config), "stop", "--instance").returncode == 0
+        screen = term.wait_screen(lambda s: "EXIT=" in s, what="the dashboard to quit")
+        assert "EXIT=0" in screen
+        assert kubectls_of(term.pid) == []
+        assert run_cli("--config", str(config), "status").returncode == 3
+    finally:
+        term.kill_server()
+        for pid in (term.pid, term.wrapper):
+            if not gone(pid):
+                os.kill(pid, signal.SIGKILL)
