@@ -1,6 +1,7 @@
 """One instance per user and config, and a control socket any number of clients talk to.
 
 - :mod:`.paths` — where the lock and the socket live; the lock that makes one instance.
+- :mod:`.instance` — ``claim()`` the lock (refuse, or replace the owner) and ``serve()``.
 - :mod:`.codec` — the newline-delimited JSON protocol: requests, replies, events, statuses.
 - :mod:`.fanout` — one supervisor event stream shared by the local UI/printer and every client.
 - :mod:`.server` — the socket server the running instance serves (asyncio).

@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -22,18 +20,11 @@ from kportforward.control.client import Client
 from kportforward.control.paths import find_instance
 from kportforward.sim import generated_world
 from tests.conftest import run_cli
+from tests.control_helpers import runtime_dir  # noqa: F401 - autouse fixture
 from tests.integration.supervisor_helpers import free_ports, kubectls_of
 from tests.integration.test_run_cmd import Run, running, wait_no_kubectl
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Any:
-    base = Path(tempfile.mkdtemp(prefix="kpfrt"))  # short: a socket path has ~104 bytes
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def write_config(path: Path, n: int, *, bad: bool = False) -> list[int]:

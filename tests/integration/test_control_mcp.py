@@ -6,15 +6,13 @@ Skipped only when the ``mcp`` extra is not installed (CI installs it with the te
 from __future__ import annotations
 
 import os
-import shutil
 import sys
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from kportforward.sim import generated_world
+from tests.control_helpers import runtime_dir  # noqa: F401 - autouse fixture
 from tests.integration.test_control_cli import start_run, stop_run, write_config
 
 pytest.importorskip("mcp")
@@ -22,14 +20,6 @@ pytestmark = pytest.mark.integration
 
 from mcp import ClientSession, StdioServerParameters  # noqa: E402
 from mcp.client.stdio import stdio_client  # noqa: E402
-
-
-@pytest.fixture(autouse=True)
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Any:
-    base = Path(tempfile.mkdtemp(prefix="kpfrt"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def _result(res: Any) -> tuple[bool, Any]:

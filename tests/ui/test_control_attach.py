@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -20,19 +18,12 @@ import pytest
 
 from kportforward.sim import Simulator, generated_world
 from tests.conftest import run_cli
+from tests.control_helpers import runtime_dir  # noqa: F401 - autouse fixture
 from tests.integration.supervisor_helpers import kubectls_of
 from tests.integration.test_control_cli import start_run, stop_run, write_config
 from tests.ui.test_tmux import Terminal, _require_tmux, gone
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Any:
-    base = Path(tempfile.mkdtemp(prefix="kpfrt"))
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    yield base
-    shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture

@@ -14,18 +14,9 @@ import pytest
 
 from kportforward.control import paths
 from kportforward.control.instance import AlreadyRunningError, claim
+from tests.control_helpers import runtime_dir  # noqa: F401 - autouse fixture
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX locks and sockets")
-
-
-@pytest.fixture(autouse=True)
-def runtime_dir(monkeypatch: pytest.MonkeyPatch) -> Path:
-    base = Path(tempfile.mkdtemp(prefix="kpfrt"))  # short: a socket path has ~104 bytes
-    monkeypatch.setenv("XDG_RUNTIME_DIR", str(base))
-    yield base
-    import shutil
-
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_runtime_dir_is_private_and_keys_differ_by_config(tmp_path: Path) -> None:
@@ -39,9 +30,10 @@ def test_runtime_dir_is_private_and_keys_differ_by_config(tmp_path: Path) -> Non
     assert paths.paths_for(None).key != a.key
 
 
-def test_runtime_dir_open_to_others_is_made_private_again(runtime_dir: Path) -> None:
-    (runtime_dir / "kportforward").mkdir(mode=0o777)
-    os.chmod(runtime_dir / "kportforward", 0o777)
+def test_runtime_dir_open_to_others_is_made_private_again() -> None:
+    mine = Path(os.environ["XDG_RUNTIME_DIR"]) / "kportforward"
+    mine.mkdir(mode=0o777)
+    os.chmod(mine, 0o777)
     assert stat.S_IMODE(os.stat(paths.runtime_dir()).st_mode) == 0o700
 
 
