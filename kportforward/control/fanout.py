@@ -51,9 +51,9 @@ class Subscription:
 class SharedSupervisor:
     """A supervisor whose events any number of readers get, plus a control-socket hook.
 
-    ``on_start``/``on_close`` run around the wrapped supervisor's ``start()``/``shutdown()``
-    (the control server starts before the forwards so ``wait`` can connect at once, and closes
-    after them so clients see the final Stopped events).
+    ``on_start``/``on_close`` run after the wrapped supervisor's ``start()``/``shutdown()``
+    (the control server starts once every forward exists, and closes after the forwards stopped
+    so clients see the final Stopped events).
     """
 
     def __init__(self, supervisor: Any) -> None:
@@ -120,11 +120,15 @@ class SharedSupervisor:
         return self.inner.config
 
     async def start(self) -> None:
-        """Start the fan-out and the control server, then the forwards."""
+        """Start the fan-out and the forwards, then the control server.
+
+        The server comes up once the supervisor knows every forward, so a client's first snapshot
+        is never empty; a client that arrives earlier waits for the socket (``STARTING_GRACE``).
+        """
         self._ensure_pump()
+        await self.inner.start()
         if self.on_start is not None:
             await self.on_start()
-        await self.inner.start()
 
     def events(self) -> AsyncIterator[Any]:
         """The local reader's stream (the UI or ``run``'s printer)."""

@@ -1,8 +1,8 @@
 """Becoming the instance: take the lock (or refuse, or replace the old owner), then serve.
 
 ``run`` and the dashboard call :func:`claim` before they start anything, and wrap their
-supervisor with :func:`serve`, which starts the control server just before the forwards and
-closes it just after them.
+supervisor with :func:`serve`, which starts the control server once every forward exists and
+closes it after they have stopped.
 """
 
 from __future__ import annotations

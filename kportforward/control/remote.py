@@ -90,7 +90,8 @@ class RemoteSupervisor:
         """Connect and subscribe: the mirror is refreshed and events start flowing."""
         if self._task is not None:
             return
-        self._events = asyncio.Queue()
+        if self._events is None:  # events() may have been called first: keep its queue
+            self._events = asyncio.Queue()
         self._reader, self._writer = await asyncio.open_unix_connection(
             self.path, limit=64 * 1024 * 1024
         )
