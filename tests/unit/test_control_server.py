@@ -266,3 +266,18 @@ async def test_remote_supervisor_mirrors_the_instance(sock_path: Path) -> None:
     assert stopped == [] and remote.detached and not remote.lost
     assert ("restart", "api") in sup.calls
     await shared.shutdown()
+
+
+async def test_remote_events_asked_for_before_start_still_arrive(sock_path: Path) -> None:
+    """The dashboard starts reading events() before it calls start() (it did lose them once)."""
+    sup, shared, _ = await _serve(sock_path, ["api"])
+    remote = await asyncio.to_thread(RemoteSupervisor.probe, str(sock_path))
+    events = remote.events()
+    first = asyncio.ensure_future(events.__anext__())
+    await asyncio.sleep(0)
+    await remote.start()
+    sup.emit("api", S.RUNNING, "probe passed")
+    event = await asyncio.wait_for(first, 5)
+    assert event.status.state is S.RUNNING
+    await remote.shutdown()
+    await shared.shutdown()
