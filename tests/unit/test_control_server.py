@@ -281,3 +281,32 @@ async def test_remote_events_asked_for_before_start_still_arrive(sock_path: Path
     assert event.status.state is S.RUNNING
     await remote.shutdown()
     await shared.shutdown()
+
+
+async def test_the_socket_appears_only_once_the_supervisor_knows_its_forwards(
+    sock_path: Path,
+) -> None:
+    """A client's first snapshot is never empty (``wait`` once saw ``known: none``)."""
+    gate = asyncio.Event()
+    sup = ScriptedSupervisor(["api"])
+    real = sup.statuses
+    sup.statuses = {}
+
+    async def slow_start() -> None:
+        await gate.wait()
+        sup.statuses = real
+
+    sup.start = slow_start  # type: ignore[method-assign]
+    shared = SharedSupervisor(sup)
+    srv = ControlServer(shared, sock_path, InstanceInfo(os.getpid(), time.time(), str(sock_path)))
+    shared.on_start, shared.on_close = srv.start, srv.close
+    starting = asyncio.ensure_future(shared.start())
+    await asyncio.sleep(0.1)
+    assert not sock_path.exists()
+    gate.set()
+    await starting
+    r, w = await asyncio.open_unix_connection(str(sock_path))
+    snap = await _request(r, w, codec.encode(codec.request("subscribe", 1)))
+    assert [f["name"] for f in snap["result"]["forwards"]] == ["api"]
+    w.close()
+    await shared.shutdown()
