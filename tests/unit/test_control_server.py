@@ -310,3 +310,40 @@ async def test_the_socket_appears_only_once_the_supervisor_knows_its_forwards(
     assert [f["name"] for f in snap["result"]["forwards"]] == ["api"]
     w.close()
     await shared.shutdown()
+
+
+PEER = """
+import socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+print(s.makefile().readline().strip())  # refused at once, before any request
+"""
+
+
+@pytest.mark.skipif(
+    not hasattr(os, "geteuid") or os.geteuid() != 0 or not sys.platform.startswith("linux"),
+    reason="needs root to run a client as another uid; SO_PEERCRED is Linux's",
+)
+async def test_another_user_is_refused_even_if_the_file_modes_let_it_in(sock_path: Path) -> None:
+    """The 0600/0700 modes keep other users out; SO_PEERCRED is the second lock, tested alone."""
+    import subprocess
+
+    python = next((p for p in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(p)),
+                  None)  # fmt: skip
+    if python is None:  # the venv's interpreter may sit under /root, which nobody can enter
+        pytest.skip("no system python3 another user can run")
+    _sup, shared, _ = await _serve(sock_path, ["api"])
+    os.chmod(sock_path.parent, 0o755)
+    os.chmod(sock_path, 0o666)
+    probe = sock_path.parent / "peer.py"
+    probe.write_text(PEER)
+    probe.chmod(0o644)
+    result = await asyncio.to_thread(
+        subprocess.run,
+        [python, "-I", str(probe), str(sock_path)],
+        capture_output=True, text=True, timeout=30, user=65534, group=65534,
+    )  # fmt: skip
+    await shared.shutdown()
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert answer["ok"] is False and answer["error"]["code"] == "forbidden"
