@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
 
     config_arg = getattr(args, "config", None)
     config_path = str(config_arg or user_config_path())
-    if read_info(paths_for(config_arg).lock) is not None:
+    if read_info(paths_for(config_arg, create=False).lock) is not None:
         return attach(config_path=config_path, config_arg=config_arg)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))

@@ -68,7 +68,7 @@ def _connect_until(args: Any, deadline: float, start: bool) -> tuple[Client, Ins
 
     while time.monotonic() < deadline:
         # A lock held but no socket yet: the instance is starting; keep trying.
-        if child is None and read_info(paths_for(config_arg).lock) is None:
+        if child is None and read_info(paths_for(config_arg, create=False).lock) is None:
             break
         found = connect(config_arg, grace=0.0)
         if found is not None:

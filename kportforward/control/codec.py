@@ -215,6 +215,7 @@ def cluster_to_json(cluster: Any) -> dict[str, Any]:
         "server": cluster.server,
         "reachable": cluster.reachable,
         "reason": cluster.reason,
+        "fix": cluster.fix,
     }
 
 
@@ -223,7 +224,7 @@ def cluster_from_json(obj: dict[str, Any]) -> Any:
     from kportforward.core.models import ClusterStatus
 
     return ClusterStatus(obj["context"], obj.get("server", ""), obj.get("reachable"),
-                         obj.get("reason", ""))  # fmt: skip
+                         obj.get("reason", ""), obj.get("fix", ""))  # fmt: skip
 
 
 def event_to_json(event: Any) -> dict[str, Any]:
@@ -247,6 +248,7 @@ def event_from_json(obj: dict[str, Any]) -> Any:
         ConfigReloaded,
         ForwardEvent,
         NoticeEvent,
+        TrafficEvent,
     )
 
     kind = obj.get("event")
@@ -271,4 +273,8 @@ def event_from_json(obj: dict[str, Any]) -> Any:
             tuple(obj.get("changed", ())),
             tuple(obj.get("warnings", ())),
         )
+    if kind == "traffic":
+        traffic = traffic_from_json(obj.get("traffic"))
+        if traffic is not None:
+            return TrafficEvent(ts, str(obj.get("forward", "")), traffic)
     raise ProtocolError("bad_reply", f"unknown event kind {kind!r}")

@@ -32,8 +32,9 @@ class RuntimeDirError(OSError):
     """The runtime directory cannot be made private (wrong owner, open to others)."""
 
 
-def runtime_dir() -> Path:
-    """The per-user directory for locks and sockets, created 0700 if needed.
+def runtime_dir(*, create: bool = True) -> Path:
+    """The per-user directory for locks and sockets, created 0700 if needed (``create``; a
+    lookup that only asks whether an instance runs creates nothing).
 
     Windows has no ``XDG_RUNTIME_DIR``; ``%LOCALAPPDATA%\\kportforward\\run`` stands in there
     (the platform helper may replace this function when it lands).
@@ -46,7 +47,8 @@ def runtime_dir() -> Path:
         path = Path(xdg) / "kportforward"
     else:
         path = Path(tempfile.gettempdir()) / f"kportforward-{os.getuid()}"
-    _ensure_private(path)
+    if create:
+        _ensure_private(path)
     return path
 
 
@@ -97,11 +99,12 @@ class InstancePaths:
     """Where ``wait --start`` sends a detached instance's output."""
 
 
-def paths_for(config_arg: str | None) -> InstancePaths:
-    """The paths of the instance for ``--config config_arg`` (the runtime dir is created)."""
+def paths_for(config_arg: str | None, *, create: bool = True) -> InstancePaths:
+    """The paths of the instance for ``--config config_arg`` (the runtime dir is created unless
+    ``create`` is False: a lookup must leave no trace)."""
     identity = "\0".join(config_identity(config_arg))
     key = hashlib.sha256(identity.encode()).hexdigest()[:16]
-    base = runtime_dir()
+    base = runtime_dir(create=create)
     return InstancePaths(key, base / f"{key}.lock", base / f"{key}.sock", base / f"{key}.log")
 
 
@@ -214,7 +217,7 @@ def read_info(path: Path) -> InstanceInfo | None:
 def live_instances() -> list[InstanceInfo]:
     """Every running instance of this user (any config), oldest first."""
     found = []
-    for lock in sorted(runtime_dir().glob("*.lock")):
+    for lock in sorted(runtime_dir(create=False).glob("*.lock")):
         info = read_info(lock)
         if info is not None:
             found.append(info)
@@ -227,7 +230,7 @@ def find_instance(config_arg: str | None) -> InstanceInfo | None:
     Without ``--config``, the instance on the user config, else the only instance running
     (a ``run --config x.yaml`` is found by a bare ``status``); None when none (or several) run.
     """
-    info = read_info(paths_for(config_arg).lock)
+    info = read_info(paths_for(config_arg, create=False).lock)
     if info is not None or config_arg:
         return info
     running = live_instances()

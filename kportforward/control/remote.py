@@ -119,7 +119,13 @@ class RemoteSupervisor:
                     break
                 msg = codec.decode_message(line)
                 if "event" in msg:
-                    self._on_event(codec.event_from_json(msg["event"]))
+                    try:
+                        event = codec.event_from_json(msg["event"])
+                    except (codec.ProtocolError, KeyError, TypeError, ValueError) as exc:
+                        # A kind this client does not know (a newer instance): skip it, stay.
+                        log.debug("remote: skipped an event: %s", exc)
+                        continue
+                    self._on_event(event)
                     continue
                 rid = msg.get("id")
                 fut = self._waiting.pop(rid, None) if isinstance(rid, int) else None
@@ -145,6 +151,11 @@ class RemoteSupervisor:
         kind = getattr(event, "status", None)
         if kind is not None:
             self._statuses[event.status.name] = event.status
+        traffic = getattr(event, "traffic", None)
+        if traffic is not None and event.forward in self._statuses:
+            from dataclasses import replace
+
+            self._statuses[event.forward] = replace(self._statuses[event.forward], traffic=traffic)
         cluster = getattr(event, "cluster", None)
         if cluster is not None:
             self._clusters[cluster.context] = cluster
