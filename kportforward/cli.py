@@ -27,8 +27,11 @@ examples:
   kportforward --config extra.yaml   the dashboard with extra.yaml merged over your config
   kportforward --config-url https://example.com/team.yaml run
                                      shared team defaults under your own file
+  kportforward status --json         the running instance's forwards
+  kportforward wait --start api      start headless if needed; exit 0 once api is verified
 
-exit codes: 0 ok, 1 runtime failure, 2 bad input (config, arguments, kubeconfig, missing kubectl)
+exit codes: 0 ok, 1 runtime failure, 2 bad input (config, arguments, kubeconfig, missing kubectl),
+            3 no instance runs (status, wait, start/stop/restart)
 """
 
 
@@ -165,6 +168,34 @@ def build_parser() -> argparse.ArgumentParser:
     profile.add_argument("--cpuprofile", metavar="FILE", help="also write the cProfile data here")
     profile.add_argument("--memprofile", metavar="FILE", help="also write the memory report here")
     command("version", "print the version")
+    # -- control: talk to the running instance (kportforward.control; docs/CONTROL.md) --------
+    run.add_argument(
+        "--replace", action="store_true", help="stop the instance running on this config first"
+    )
+    status = command("status", "the running instance's forwards (exit 3: none runs)")
+    status.add_argument("--json", action="store_true", help="one JSON object")
+    wait = command("wait", "exit 0 once the forwards are verified (Running); 1 at the timeout")
+    wait.add_argument("names", nargs="*", metavar="NAME", help="forwards to wait for")
+    wait.add_argument("--all", action="store_true", help="every forward (the default)")
+    wait.add_argument("--group", metavar="G", action="append", help="every forward of group G")
+    wait.add_argument("--timeout", metavar="DURATION", default="60s", help="default 60s")
+    wait.add_argument(
+        "--start", action="store_true", help="start an instance (headless, detached) if none runs"
+    )
+    wait.add_argument("--json", action="store_true", help="print the result as JSON")
+    for verb in ("start", "stop", "restart"):
+        act = command(verb, f"{verb} forwards of the running instance")
+        act.add_argument("names", nargs="*", metavar="NAME", help="forward names")
+        act.add_argument("--group", metavar="G", action="append", help=f"{verb} group G")
+        act.add_argument("--all", action="store_true", help=f"{verb} every forward")
+        if verb == "stop":
+            act.add_argument(
+                "--instance", action="store_true", help="stop the instance itself (all forwards)"
+            )
+    mcp = command("mcp", "an MCP server on stdio for the running instance (kportforward[mcp])")
+    mcp.add_argument(
+        "--start", action="store_true", help="start an instance (headless) if none runs"
+    )
     return parser
 
 
@@ -177,6 +208,12 @@ _COMMANDS = {
     "check": "check",
     "sim": "sim",
     "profile": "profile",
+    "status": "status",
+    "wait": "wait",
+    "start": "act",
+    "stop": "act",
+    "restart": "act",
+    "mcp": "mcp",
 }
 
 

@@ -27,6 +27,11 @@ def hermetic_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.M
     ):
         (home / sub).mkdir(parents=True, exist_ok=True)
         monkeypatch.setenv(name, str(home / sub))
+    # The control socket's directory: short (a socket path must fit ~104 bytes), private, per
+    # test, and apart from HOME (tests that check "no file written" watch HOME).
+    run = tmp_path_factory.mktemp("run")
+    run.chmod(0o700)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(run))
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KUBECONFIG", str(home / ".kube" / "config"))
     monkeypatch.setenv("KUBECACHEDIR", str(home / ".kube" / "cache"))

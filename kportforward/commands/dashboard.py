@@ -54,6 +54,9 @@ def run_dashboard(
         config_arg=config_arg,
         exit_deadline=ExitDeadline(last_resort),
     )
+    register = getattr(supervisor, "set_stop_handler", None)
+    if register is not None:  # a control client's `shutdown` quits the dashboard as `q` does
+        register(lambda: app.call_later(app.action_quit))
     app.run()
     return int(app.return_code or 0)
 
@@ -62,17 +65,56 @@ def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
     from kportforward.commands.run import resolve_kubectl
     from kportforward.commands.startup import check_startable
+    from kportforward.control.instance import claim, serve
+    from kportforward.control.paths import paths_for, read_info
     from kportforward.core.config import load_config, user_config_path
 
     config_arg = getattr(args, "config", None)
+    config_path = str(config_arg or user_config_path())
+    if read_info(paths_for(config_arg, create=False).lock) is not None:
+        return attach(config_path=config_path, config_arg=config_arg)
     config = load_config(config_arg)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
     check_startable(config, getattr(args, "kubeconfig", None))
-    supervisor = build_supervisor(config, args, kubectl)
-    config_path = str(config_arg or user_config_path())
-    log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
-    return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+    lock = claim(config_arg, mode="dashboard")
+    try:
+        supervisor = serve(build_supervisor(config, args, kubectl), lock, config_arg)
+        log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
+        return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+    finally:
+        lock.release()
+
+
+def attach(*, config_path: str, config_arg: str | None) -> int:
+    """The dashboard over the instance already running on this config; quitting detaches."""
+    from kportforward.control.client import NotRunningError, connect
+    from kportforward.control.remote import RemoteSupervisor
+
+    found = connect(config_arg)  # waits a little for an instance that is still starting
+    if found is None:
+        raise NotRunningError(
+            "an instance holds the lock but does not answer on its socket",
+            "wait a moment (it may be starting or stopping) and try again",
+        )
+    found[0].close()
+    try:
+        remote = RemoteSupervisor.probe(found[1].socket)
+    except (OSError, ConnectionError) as exc:
+        raise NotRunningError(f"the running instance went away: {exc}", "try again") from None
+    log.info("dashboard: attached to pid %d", remote.pid)
+    code = run_dashboard(remote, config_path=config_path, config_arg=config_arg)
+    if remote.stopped_instance:
+        print(f"kportforward: stopped the instance (pid {remote.pid})", file=sys.stderr)
+    elif remote.lost:
+        print("kportforward: the instance stopped", file=sys.stderr)
+    elif remote.detached:
+        print(
+            f"kportforward: detached; the forwards keep running in pid {remote.pid} "
+            "(`kportforward status`; `kportforward stop --instance` stops them)",
+            file=sys.stderr,
+        )
+    return code
 
 
 class ExitDeadline:

@@ -115,6 +115,9 @@ async def run_headless(
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, on_signal, sig)
                 installed.append(sig)
+    register = getattr(supervisor, "set_stop_handler", None)
+    if register is not None:  # a control client's `shutdown` (e.g. `run --replace`) ends the run
+        register(stop.set)
     width = max([16, *(len(s.name) for s in supervisor.config.forwards)])
 
     def emit(event: Any) -> None:
@@ -231,6 +234,7 @@ def check_credentials(
 def main(args: Any) -> int:
     """``kportforward run``."""
     from kportforward.commands.startup import check_startable, forward_problems
+    from kportforward.control.instance import claim, serve
     from kportforward.core.config import load_config, user_config_path
     from kportforward.supervisor.supervisor import Supervisor
 
@@ -245,27 +249,30 @@ def main(args: Any) -> int:
     for line in check_startable(config, kubeconfig):
         _say(sys.stderr, f"kportforward: error: {line} (the other forwards start)")
     bad = forward_problems(config.forwards, kubeconfig)
-    check_credentials(config, kubeconfig, skip=set(bad))
-    supervisor = Supervisor(
-        config,
-        kubectl=kubectl,
-        kubeconfig=kubeconfig,
-        config_path=getattr(args, "config", None),
-        watch_config=True,
-        remote_defaults=getattr(args, "remote_defaults", None),
-    )
-    webuis = make_webuis(args)
-    return asyncio.run(
-        run_headless(supervisor, json_lines=bool(getattr(args, "json", False)), webuis=webuis)
-    )
+    # One instance per user and config: refuse (or replace) before touching any cluster.
+    config_arg = getattr(args, "config", None)
+    lock = claim(config_arg, replace=bool(getattr(args, "replace", False)), mode="run")
+    try:
+        check_credentials(config, kubeconfig, skip=set(bad))
+        supervisor = Supervisor(
+            config,
+            kubectl=kubectl,
+            kubeconfig=kubeconfig,
+            config_path=config_arg,
+            watch_config=True,
+            remote_defaults=getattr(args, "remote_defaults", None),
+        )
+        shared = serve(supervisor, lock, config_arg)
+        json_lines = bool(getattr(args, "json", False))
+        return asyncio.run(run_headless(shared, json_lines=json_lines, webuis=make_webuis(args)))
+    finally:
+        lock.release()
 
 
 def make_webuis(args: Any) -> Any:
     """``WebUIs`` for ``--swaggerui``/``--grpcui`` (None when neither is asked for)."""
-    swaggerui, grpcui = (
-        bool(getattr(args, "swaggerui", False)),
-        bool(getattr(args, "grpcui", False)),
-    )
+    swaggerui = bool(getattr(args, "swaggerui", False))
+    grpcui = bool(getattr(args, "grpcui", False))
     if not (swaggerui or grpcui):
         return None
     from kportforward.webui import WebUIs

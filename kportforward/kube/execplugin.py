@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -104,23 +102,6 @@ def plugin_signal_guard() -> Iterator[None]:
             _guard_saved.clear()
 
 
-@functools.cache
-def _setpriv() -> str | None:
-    """util-linux ``setpriv`` if it can set a parent-death signal (Linux only)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    path = shutil.which("setpriv")
-    if path is None:
-        return None
-    try:
-        subprocess.run(
-            [path, "--pdeathsig", "KILL", "--", "true"], check=True, capture_output=True, timeout=5
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return path
-
-
 def _resolve(command: str, base_dir: str, env: dict[str, str]) -> str | None:
     """The plugin's executable like client-go finds it: relative to the kubeconfig, else PATH."""
     if os.sep in command:
@@ -165,20 +146,19 @@ def run_exec_plugin(
     executable = _resolve(command, base_dir, env)
     if executable is None:
         raise KubeApiError("config", f"{what} cannot run: not found or not executable", hint)
-    argv = [executable, *args]
-    setpriv = _setpriv()
-    if setpriv is not None:
-        argv = [setpriv, "--pdeathsig", "KILL", "--", *argv]
+    # The platform's way: its own session/group (a timeout kills it and its children) and, on
+    # Linux, a parent-death signal through setpriv (so it dies with us even on SIGKILL).
+    options = current().spawn_options([executable, *args])
     try:
         with _live_lock:
             proc = subprocess.Popen(
-                argv,
+                options.argv,
                 stdin=subprocess.DEVNULL,  # never interactive: a prompt would wait forever
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
                 cwd=base_dir or None,
                 env=env,
-                **current().group_kwargs(),  # its own group: a timeout kills it and its children
+                **options.kwargs,
             )
             _live.add(proc)
     except OSError as exc:

@@ -73,7 +73,7 @@ async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeRe
             sock.close()
 
 
-PROBE_SETTLE = 0.1
+PROBE_SETTLE = 0.05
 """Seconds a probe listens after connecting before it half-closes: an EOF in that time is the far
 end hanging up on its own (nothing usable listens in the pod), not an answer to our EOF."""
 

@@ -165,9 +165,11 @@ def build_argv(
     kubeconfig: str | None = None,
     context: str | None = None,
     verbose: bool = True,
+    address: str | None = None,
 ) -> list[str]:
-    """The argv for one forward (never a shell). ``-v=6`` makes kubectl name the pod it uses."""
-    argv = [kubectl, "port-forward", "--address", spec.address]
+    """The argv for one forward (never a shell). ``-v=6`` makes kubectl name the pod it uses.
+    ``address`` overrides the spec's: behind a front door kubectl listens on loopback only."""
+    argv = [kubectl, "port-forward", "--address", address or spec.address]
     ctx = spec.context or context
     if ctx:
         argv += ["--context", ctx]

@@ -391,8 +391,12 @@ class Supervisor:
         return self.registry.blocker(self.cluster_key(runner))
 
     def argv(self, runner: ForwardRunner, port: int) -> list[str]:
-        """The kubectl argv for ``runner`` on ``port``."""
-        return build_argv(self.kubectl, runner.spec, port, kubeconfig=self.kubeconfig)
+        """The kubectl argv for ``runner`` on ``port``; behind a front door kubectl listens on
+        127.0.0.1 whatever the forward's address (the door binds that)."""
+        address = "127.0.0.1" if runner.door is not None else None
+        return build_argv(
+            self.kubectl, runner.spec, port, kubeconfig=self.kubeconfig, address=address
+        )
 
     def cluster_down(self, runner: ForwardRunner, reason: str, *, auth: bool) -> None:
         """kubectl reported the cluster unreachable or the credentials rejected."""

@@ -57,6 +57,7 @@ class KPortForwardApp(DashboardActions):
     TITLE = "kportforward"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
+        Binding("Q", "quit_instance", "Quit and stop", show=False),  # attached: stop it too
         Binding("ctrl+c", "quit", "Quit", show=False),  # as in the Go tool (and kubectl)
         Binding("question_mark", "help", "Help"),
         # Keys acting on a forward live on the screens that show one (ui/keys.py).
@@ -158,6 +159,8 @@ class KPortForwardApp(DashboardActions):
                 self.post_message(NoticePosted(event))
             elif isinstance(event, ConfigReloaded):
                 self.post_message(ConfigApplied(event))
+        if getattr(self.supervisor, "lost", False):  # attached, and the instance went away
+            self.notify("The kportforward instance stopped", severity="error", timeout=30)
 
     def _signal_deadline(self, count: int) -> None:
         # Runs in the signal handler: the process must end in time even if the loop is stuck.
@@ -195,6 +198,19 @@ class KPortForwardApp(DashboardActions):
         if self._exit_deadline is not None:
             self._exit_deadline(SHUTDOWN_TIMEOUT + 2.0)
         self.run_worker(self._quit(), name="quit", group="quit", exit_on_error=False)
+
+    async def action_quit_instance(self) -> None:
+        """Quit and stop the forwards: attached, stop the instance too; else the same as q."""
+        stop_instance = getattr(self.supervisor, "stop_instance", None)
+        if stop_instance is None or self._quitting:
+            await self.action_quit()
+            return
+        self._quitting = True
+        if self._exit_deadline is not None:
+            self._exit_deadline(SHUTDOWN_TIMEOUT + 2.0)
+        await stop_instance()
+        self._shut_down = True
+        self.exit(return_code=0)
 
     async def _quit(self) -> None:
         running = sum(1 for s in self.statuses.values() if s.pid)

@@ -61,7 +61,9 @@ def test_demo_headless_serves_real_pods_and_cleans_up(hermetic_env: Path) -> Non
     try:
 
         def state(name: str) -> dict | None:
-            return next((e for e in reversed(events) if e.get("forward") == name), None)
+            return next(
+                (e for e in reversed(events) if e.get("forward") == name and "state" in e), None
+            )
 
         web = _wait(
             lambda: (e := state("web-frontend")) and e["state"] == "Running" and e,

@@ -19,7 +19,7 @@ import pytest
 _MANAGER = textwrap.dedent(
     """
     import sys, threading, time
-    from kportforward.kube.client import _run_exec_plugin
+    from kportforward.kube.execplugin import run_exec_plugin as _run_exec_plugin
     plugin = "import os, sys, time; open(sys.argv[1], 'w').write(str(os.getpid())); time.sleep(60)"
     cfg = {"command": sys.executable, "args": ["-c", plugin, sys.argv[1]]}
     threading.Thread(

@@ -180,11 +180,13 @@ signal.signal(signal.SIGTERM, signal.SIG_IGN)
 local, remote = sys.argv[-1].split(":")
 s = socket.socket()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(local)))
+s.bind(("127.0.0.1", int(local or 0)))  # 0 behind the front door: a port of its own
 s.listen(16)
-print(f"Forwarding from 127.0.0.1:{{local}} -> {{remote}}", flush=True)
-while True:
+print(f"Forwarding from 127.0.0.1:{{s.getsockname()[1]}} -> {{remote}}", flush=True)
+while True:  # answers like a tunnel to an echo server: the probe's EOF gets an EOF back
     c, _ = s.accept()
+    while c.recv(65536):
+        pass
     c.close()
 """
 

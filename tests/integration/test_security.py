@@ -190,12 +190,22 @@ async def test_loopback_by_default_and_explicit_exposure_is_honoured_and_marked(
         await h.sup.start()
         await h.all_running()
         statuses = {s.name: s for s in h.sup.snapshot()}
-        listen = {n: _listening(s.pid or 0) for n, s in statuses.items()}
+        ours = _listening(os.getpid())  # the front doors: the user's ports are ours
+        listen = {
+            n: {(ip, port) for ip, port in ours if port == s.local_port}
+            for n, s in statuses.items()
+        }
+        tunnels = {n: _listening(s.pid or 0) for n, s in statuses.items()}
     finally:
         await h.close()
     assert listen["default-addr"] == {("127.0.0.1", statuses["default-addr"].local_port)}
-    assert {ip for ip, _ in listen["localhost"]} <= {"127.0.0.1", "::1"}
+    assert {ip for ip, _ in listen["localhost"]} == {"127.0.0.1", "::1"} or {
+        ip for ip, _ in listen["localhost"]
+    } == {"127.0.0.1"}
     assert listen["exposed"] == {("0.0.0.0", statuses["exposed"].local_port)}
+    # kubectl itself listens on loopback only, whatever the forward's address.
+    for name, addrs in tunnels.items():
+        assert addrs and {ip for ip, _ in addrs} == {"127.0.0.1"}, (name, addrs)
     now = time.time()
     assert EXPOSED_MARK in row_cells(statuses["exposed"], now).name
     assert row_cells(statuses["exposed"], now).exposed
