@@ -5,6 +5,11 @@ stderr, so the output can be piped. Every problem is listed, one line each, and 
 a whole-file problem (a ConfigError) and every forward that cannot run as written
 (:attr:`Config.rejected`). With ``--json``, stdout is always one JSON document, also on failure:
 ``{"ok": false, "errors": [...]}``.
+
+Unless ``--offline``, it also checks what the forwards need outside the file, without contacting a
+cluster: that the kubectl binary answers like kubectl, that ``--kubeconfig`` (and each forward's
+own kubeconfig) can be read, and that every forward's context exists
+(``commands/checkenv.py``). ``--context``/``-n`` check only those forwards.
 """
 
 from __future__ import annotations
@@ -13,11 +18,14 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from kportforward.core.config import load_config, user_config_path
 from kportforward.core.models import DEFAULT_ADDRESS, Config, ForwardSpec
 from kportforward.errors import ConfigError, KPortForwardError
+
+if TYPE_CHECKING:
+    from kportforward.commands.checkenv import EnvironmentReport
 
 JSON_SCHEMA_VERSION = 1
 COLUMNS = ("NAME", "TARGET", "NAMESPACE", "PORTS", "TYPE", "CONTEXT", "GROUP")
@@ -27,10 +35,20 @@ def main(args: argparse.Namespace) -> int:
     """Run the command; 0 when the config is valid (warnings allowed), 2 when anything is not."""
     json_output = bool(getattr(args, "json", False))
     config = load_config(getattr(args, "config", None))  # errors: the CLI prints them (JSON too)
+    from kportforward.cliux import forward_filter
+
+    select = forward_filter(args)
+    if select is not None:
+        config = select(config)
+    env = None
     if not getattr(args, "offline", False):
-        config = _with_kube_problems(config, getattr(args, "kubeconfig", None))
+        from kportforward.commands.checkenv import check_environment
+
+        env = check_environment(
+            config, getattr(args, "kubeconfig", None), getattr(args, "kubectl", None)
+        )
     try:
-        code = _print(config, json_output=json_output)
+        code = _print(config, json_output=json_output, env=env)
         sys.stdout.flush()  # inside the try: a closed pipe must not surface at exit
         return code
     except BrokenPipeError:
@@ -39,33 +57,6 @@ def main(args: argparse.Namespace) -> int:
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
         return 0
-
-
-def _with_kube_problems(config: Config, explicit: str | None) -> Config:
-    """The config with every forward that cannot run with its kubeconfig (an unknown context, a
-    missing file) added to ``rejected``. Without any kubeconfig at all there is nothing to check
-    against: that is a warning, not an error (``check`` also runs on machines with no cluster)."""
-    from dataclasses import replace
-
-    from kportforward.commands.startup import forward_problems
-    from kportforward.core.models import ForwardProblem
-    from kportforward.kube.kubeconfig import kubeconfig_paths
-
-    if explicit is None and not any(p.exists() for p in kubeconfig_paths(None)):
-        if any(s.kubeconfig is None for s in config.forwards):
-            print(
-                "kportforward: warning: no kubeconfig found: contexts not checked "
-                "(pass --kubeconfig PATH, or --offline to skip this check)",
-                file=sys.stderr,
-            )
-        forwards = [s for s in config.forwards if s.kubeconfig is not None]
-    else:
-        forwards = list(config.forwards)
-    problems = forward_problems(forwards, explicit)
-    if not problems:
-        return config
-    found = tuple(ForwardProblem(name, problems[name]) for name in sorted(problems))
-    return replace(config, rejected=(*config.rejected, *found))
 
 
 def print_json_failure(exc: KPortForwardError) -> None:
@@ -78,17 +69,24 @@ def print_json_failure(exc: KPortForwardError) -> None:
     sys.stdout.flush()
 
 
-def _print(config: Config, *, json_output: bool) -> int:
+def _print(config: Config, *, json_output: bool, env: EnvironmentReport | None = None) -> int:
     for warning in config.warnings:
         print(f"kportforward: warning: {warning}", file=sys.stderr)
-    if config.rejected:
+    problems = env.problems if env is not None else []
+    if env is not None and not (config.rejected or problems):
+        for fact in env.facts:  # what was verified, when all is well (errors stand alone)
+            print(f"kportforward: {fact}", file=sys.stderr)
+    if config.rejected or problems:
         for problem in config.rejected:
             print(f"kportforward: error: {problem.message}", file=sys.stderr)
+        for line in problems:
+            print(f"kportforward: error: {line}", file=sys.stderr)
         if json_output:
             doc = {
                 "version": JSON_SCHEMA_VERSION,
                 "ok": False,
-                "errors": [{"forward": p.name, "message": p.message} for p in config.rejected],
+                "errors": [{"forward": p.name, "message": p.message} for p in config.rejected]
+                + [{"message": line} for line in problems],
                 "warnings": _warnings(config),
             }
             json.dump(doc, sys.stdout, indent=2)

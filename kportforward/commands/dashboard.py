@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 def build_supervisor(config: Any, args: argparse.Namespace, kubectl: str) -> Any:
     """The real supervisor for ``config``, watching the config files for changes."""
+    from kportforward.cliux import forward_filter
     from kportforward.supervisor.supervisor import Supervisor
 
     return Supervisor(
@@ -31,6 +32,7 @@ def build_supervisor(config: Any, args: argparse.Namespace, kubectl: str) -> Any
         config_path=getattr(args, "config", None),
         watch_config=True,
         remote_defaults=getattr(args, "remote_defaults", None),
+        select=forward_filter(args),
     )
 
 
@@ -40,6 +42,9 @@ def run_dashboard(
     config_path: str,
     config_arg: str | None,
     last_resort: Callable[[], None] | None = None,
+    webuis: Any = None,
+    kubeconfig: str | None = None,
+    select: Callable[[Any], Any] | None = None,
 ) -> int:
     """Run the app over ``supervisor`` until the user quits; returns the exit code.
 
@@ -53,6 +58,9 @@ def run_dashboard(
         config_path=config_path,
         config_arg=config_arg,
         exit_deadline=ExitDeadline(last_resort),
+        webuis=webuis,
+        kubeconfig=kubeconfig,
+        select=select,
     )
     register = getattr(supervisor, "set_stop_handler", None)
     if register is not None:  # a control client's `shutdown` quits the dashboard as `q` does
@@ -63,7 +71,8 @@ def run_dashboard(
 
 def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
-    from kportforward.commands.run import resolve_kubectl
+    from kportforward.cliux import forward_filter
+    from kportforward.commands.run import make_webuis, resolve_kubectl
     from kportforward.commands.startup import check_startable
     from kportforward.control.instance import claim, serve
     from kportforward.control.paths import paths_for, read_info
@@ -74,6 +83,8 @@ def main(args: argparse.Namespace) -> int:
     if read_info(paths_for(config_arg, create=False).lock) is not None:
         return attach(config_path=config_path, config_arg=config_arg)
     config = load_config(config_arg)
+    if (select := forward_filter(args)) is not None:  # --context / -n
+        config = select(config)
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
     check_startable(config, getattr(args, "kubeconfig", None))
@@ -81,7 +92,14 @@ def main(args: argparse.Namespace) -> int:
     try:
         supervisor = serve(build_supervisor(config, args, kubectl), lock, config_arg)
         log.info("dashboard: %d forwards, config %s", len(config.forwards), config_path)
-        return run_dashboard(supervisor, config_path=config_path, config_arg=config_arg)
+        return run_dashboard(
+            supervisor,
+            config_path=config_path,
+            config_arg=config_arg,
+            webuis=make_webuis(args),
+            kubeconfig=getattr(args, "kubeconfig", None),
+            select=forward_filter(args),
+        )
     finally:
         lock.release()
 

@@ -161,7 +161,7 @@ def demo_environment() -> Iterator[tuple[Any, Path, Path]]:
 def main(args: argparse.Namespace) -> int:
     """Run the demo: the dashboard, or with ``--headless`` run's event lines."""
     from kportforward.commands.dashboard import run_dashboard
-    from kportforward.commands.run import resolve_kubectl, run_headless
+    from kportforward.commands.run import make_webuis, resolve_kubectl, run_headless
     from kportforward.core.config import load_config
     from kportforward.core.durations import parse_duration
     from kportforward.errors import ArgumentError
@@ -189,11 +189,18 @@ def main(args: argparse.Namespace) -> int:
                 flush=True,
             )
             return asyncio.run(
-                run_headless(supervisor, json_lines=bool(args.json), duration=duration)
+                run_headless(
+                    supervisor,
+                    json_lines=bool(args.json),
+                    duration=duration,
+                    webuis=make_webuis(args),
+                )
             )
         return run_dashboard(
             supervisor,
             config_path=str(config_path),
             config_arg=None,
             last_resort=lambda: shutil.rmtree(config_path.parent, ignore_errors=True),
+            webuis=make_webuis(args),
+            kubeconfig=str(kubeconfig),
         )

@@ -11,14 +11,13 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
 import signal
 import sys
 import time
 from typing import Any, TextIO
 
 from kportforward.core.models import Config
-from kportforward.errors import BadInputError, KubeconfigError, KubectlNotFoundError
+from kportforward.errors import BadInputError, KubeconfigError
 from kportforward.supervisor.events import (
     ClusterEvent,
     ConfigReloaded,
@@ -31,25 +30,12 @@ log = logging.getLogger(__name__)
 
 
 def resolve_kubectl(path: str | None) -> str:
-    """The kubectl to run: ``path`` (``--kubectl``) or ``kubectl`` on PATH; raises exit-2 errors."""
-    if path:
-        full = os.path.expanduser(path)
-        if not os.path.exists(full):
-            raise KubectlNotFoundError(
-                f"--kubectl {path}: no such file", "install kubectl or pass --kubectl PATH"
-            )
-        if os.path.isdir(full) or not os.access(full, os.X_OK):
-            raise KubectlNotFoundError(
-                f"--kubectl {path}: not an executable file", "chmod +x it or pass another path"
-            )
-        return full
-    from kportforward.platform import current
+    """The kubectl to run: ``path`` (``--kubectl``) or kubectl on PATH, answering like kubectl;
+    raises exit-2 errors (``--kubectl /bin/false`` is "not kubectl", not a failing forward)."""
+    from kportforward.commands.checkenv import find_kubectl, verify_kubectl
 
-    found = current().find_kubectl()  # kubectl.exe on Windows
-    if found is None:
-        raise KubectlNotFoundError(
-            "kubectl not found on PATH", "install kubectl or pass --kubectl PATH"
-        )
+    found = find_kubectl(path)
+    verify_kubectl(found)
     return found
 
 
@@ -240,6 +226,10 @@ def main(args: Any) -> int:
 
     kubectl = resolve_kubectl(getattr(args, "kubectl", None))
     config = load_config(getattr(args, "config", None))
+    from kportforward.cliux import forward_filter
+
+    if (select := forward_filter(args)) is not None:  # --context / -n
+        config = select(config)
     if not config.forwards and not config.rejected:
         raise BadInputError(
             "no forwards configured",
@@ -261,6 +251,7 @@ def main(args: Any) -> int:
             config_path=config_arg,
             watch_config=True,
             remote_defaults=getattr(args, "remote_defaults", None),
+            select=select,
         )
         shared = serve(supervisor, lock, config_arg)
         json_lines = bool(getattr(args, "json", False))

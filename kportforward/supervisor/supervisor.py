@@ -96,6 +96,7 @@ class Supervisor:
         reclaim: bool = True,
         watch_wake: bool = True,
         remote_defaults: Any = None,
+        select: Callable[[Config], Config] | None = None,
     ) -> None:
         self.config = config
         self.kubectl = kubectl
@@ -113,6 +114,8 @@ class Supervisor:
         self._watch_interval = watch_interval
         self._sample_interval = sample_interval
         self._clock = clock
+        self._select = select
+        """The global ``--context``/``-n`` filter, applied to every config this supervisor runs."""
         self._remote = remote_defaults
         """``remote_defaults.RemoteDefaults`` to refresh in the background, or None."""
         self._spawn = spawn
@@ -241,6 +244,8 @@ class Supervisor:
 
     async def reload(self, config: Config) -> None:
         """Added forwards start, removed stop, changed restart; unchanged keep their pid."""
+        if self._select is not None:
+            config = self._select(config)
         old = {s.name: s for s in self.config.forwards}
         new = {s.name: s for s in config.forwards}
         rejected = {p.name: p.message for p in config.rejected}

@@ -8,6 +8,7 @@ events reach the UI through one worker, coalesced per forward (see ``ui/updates.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import sys
@@ -24,7 +25,13 @@ from textual.worker import Worker, WorkerState
 
 from kportforward.core.models import ClusterStatus, ForwardStatus
 from kportforward.core.states import ForwardState
-from kportforward.supervisor.events import ClusterEvent, ConfigReloaded, ForwardEvent, NoticeEvent
+from kportforward.supervisor.events import (
+    ClusterEvent,
+    ConfigReloaded,
+    ForwardEvent,
+    NoticeEvent,
+    TrafficEvent,
+)
 from kportforward.supervisor.protocol import SupervisorProtocol
 from kportforward.ui.actions import DashboardActions
 from kportforward.ui.messages import ClusterChanged, ConfigApplied, NoticePosted, StatusesPending
@@ -146,13 +153,23 @@ class KPortForwardApp(DashboardActions):
     async def _start(self) -> None:
         await self.supervisor.start()
         self.supervisor_started.set()
+        if self.webuis is not None:  # after the first frame; a failure is one notice
+            self.webuis.set_notice(lambda text: self.notify(text, severity="warning"))
+            await self.webuis.start()
         self.call_later(self.resync)  # widgets are updated by the app, not from the worker
 
     async def _consume_events(self) -> None:
         async for event in self.supervisor.events():
             if isinstance(event, ForwardEvent):
+                if self.webuis is not None:
+                    self.webuis.update(event.status)  # Swagger UI / grpcui follow the forwards
                 if self.coalescer.put(event.status):
                     self.post_message(StatusesPending())
+            elif isinstance(event, TrafficEvent):
+                # The row's traffic figures: the newest status replaces a pending one.
+                with contextlib.suppress(KeyError):
+                    if self.coalescer.put(self.supervisor.status(event.forward)):
+                        self.post_message(StatusesPending())
             elif isinstance(event, ClusterEvent):
                 self.post_message(ClusterChanged(event.cluster))
             elif isinstance(event, NoticeEvent):
@@ -184,6 +201,9 @@ class KPortForwardApp(DashboardActions):
             await asyncio.wait_for(self.supervisor.shutdown(), SHUTDOWN_TIMEOUT)
         finally:
             self._shut_down = True
+            if self.webuis is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.webuis.close(), SHUTDOWN_TIMEOUT)
 
     async def action_quit(self) -> None:
         """Stop every kubectl, then exit; say so if that takes a while. Twice: exit now."""

@@ -22,7 +22,7 @@ def _fresh_cache() -> None:
 
 
 def test_table_through_the_real_entry_point() -> None:
-    result = run_cli("check", "--config", str(GOOD / "go_tool_config.yaml"))
+    result = run_cli("check", "--offline", "--config", str(GOOD / "go_tool_config.yaml"))
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["NAME", "TARGET", "NAMESPACE", "PORTS", "TYPE", "CONTEXT", "GROUP"]
@@ -90,12 +90,12 @@ def test_warnings_go_to_stderr_and_into_the_json(capsys: pytest.CaptureFixture[s
 def test_no_forwards_names_the_user_file(
     capsys: pytest.CaptureFixture[str], hermetic_env: Path
 ) -> None:
-    assert cli.main(["check"]) == 0
+    assert cli.main(["check", "--offline"]) == 0
     out = capsys.readouterr().out
     assert "No forwards configured" in out
     assert str(hermetic_env / ".config" / "kportforward" / "config.yaml") in out
     assert not (hermetic_env / ".config" / "kportforward").exists()  # nothing created
-    assert cli.main(["check", "--json"]) == 0
+    assert cli.main(["check", "--offline", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["portForwards"] == {}
 
 
@@ -107,7 +107,7 @@ def test_user_file_and_flag_are_merged(
     user.write_text("portForwards:\n  a: {target: pod/a, targetPort: 1, localPort: 1001}\n")
     flag = tmp_path / "flag.yaml"
     flag.write_text("portForwards:\n  a: {context: prod, group: ops}\n")
-    assert cli.main(["check", "--json", "--config", str(flag)]) == 0
+    assert cli.main(["check", "--offline", "--json", "--config", str(flag)]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["sources"] == ["<embedded>", str(user), str(flag)]
     assert doc["portForwards"]["a"]["context"] == "prod"
@@ -120,7 +120,8 @@ def test_check_imports_neither_textual_nor_kubernetes() -> None:
         "from kportforward.cli import main\n"
         "quiet = io.StringIO()\n"
         "with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):\n"
-        f"    rc = main(['check', '--config', {str(GOOD / 'go_tool_config.yaml')!r}])\n"
+        "    rc = main(['check', '--offline', '--config', "
+        f"{str(GOOD / 'go_tool_config.yaml')!r}])\n"
         "assert rc == 0, rc\n"
         "print('textual' in sys.modules, 'kubernetes' in sys.modules)\n"
     )
