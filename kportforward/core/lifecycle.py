@@ -40,6 +40,10 @@ class Policy:
     """Each delay is spread over ±jitter of itself (deterministically per forward and attempt)."""
     stable_after: float = 5.0
     """Running (verified) this long forgets earlier failures; one passing probe does not."""
+    verified_cap: float = 2.0
+    """The longest delay after losing a tunnel that had carried bytes (a pod replaced, streams
+    dropped, kubectl killed): it worked, so it comes back quickly, while a crash loop that
+    never carries bytes goes on to ``backoff_cap``."""
     connect_timeout: float = 75.0
     """A kubectl that has not printed ``Forwarding from`` this long is restarted."""
     history: int = 50
@@ -386,8 +390,10 @@ def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
     Failures count up until the forward stays verified (bytes crossed its tunnel) for
     ``stable_after``; one passing probe does not reset them, so every failure — a crash loop,
     nothing listening in the pod, an unclassified error, a tunnel cut again and again — doubles
-    the delay up to the cap, and nothing respawns faster than the backoff. The first loss of a
-    tunnel that was stable restarts at once: a pod replaced in a rolling update is not a crash.
+    the delay, and nothing respawns faster than the backoff. A tunnel that carried bytes and was
+    lost comes back within ``verified_cap`` (the cause is outside it: chaos in the cluster);
+    only attempts that never carried bytes climb to ``backoff_cap``. The first loss of a tunnel
+    that was stable restarts at once: a pod replaced in a rolling update is not a crash.
     """
     p = rec.policy
     failures = rec.failures
@@ -397,7 +403,8 @@ def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
     if verified and failures == 0:
         return 0.0, 1
     exponent = failures - 1 if verified else failures
-    raw = min(p.backoff_cap, p.backoff_base * p.backoff_factor**exponent)
+    cap = min(p.verified_cap, p.backoff_cap) if verified else p.backoff_cap
+    raw = min(cap, p.backoff_base * p.backoff_factor**exponent)
     return _spread(rec, raw), failures + 1
 
 

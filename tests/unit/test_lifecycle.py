@@ -685,3 +685,20 @@ async def test_a_probe_of_a_dead_kubectl_does_not_block_the_next_ones() -> None:
     assert w.state is S.CONNECTING
     await w.probe(True)  # the new kubectl's probe (the old one was abandoned)
     assert w.state is S.RUNNING and len(w.procs) == 2
+
+
+async def test_lost_working_tunnels_come_back_within_the_verified_cap() -> None:
+    """Chaos in the cluster (kills, replaced pods, dropped streams) cuts tunnels that worked:
+    they back off, but never beyond verified_cap; attempts that never carry bytes go on."""
+    w = World()
+    await w.begin()
+    waits = []
+    for _ in range(8):
+        await w.running()
+        await w.advance(1)
+        await w.exit()
+        waits.append((w.runner.record.retry_at or w.clock.now()) - w.clock.now())
+        await w.advance(waits[-1])
+    assert waits == [0.0, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
+    await w.exit(F.RETRY, "kubectl exited", "error: odd")  # never verified: past the cap
+    assert w.runner.record.retry_at - w.clock.now() > 2.0
