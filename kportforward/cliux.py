@@ -150,17 +150,18 @@ def preflight_ui(args: argparse.Namespace) -> None:
     )
     if not ui:
         return
-    from kportforward.commands.run import resolve_kubectl
+    from kportforward.commands.checkenv import find_kubectl, verify_kubectl
 
     if args.command == "demo":
-        resolve_kubectl(getattr(args, "kubectl", None))
+        verify_kubectl(find_kubectl(getattr(args, "kubectl", None)))
         return
     from kportforward.commands.startup import check_startable
     from kportforward.core.config import load_config
 
     config = load_config(getattr(args, "config", None))
-    resolve_kubectl(getattr(args, "kubectl", None))
+    kubectl = find_kubectl(getattr(args, "kubectl", None))
     check_startable(config, getattr(args, "kubeconfig", None))
+    verify_kubectl(kubectl)  # after the kubeconfig: its problems name the file and key
 
 
 def forward_filter(args: argparse.Namespace) -> Callable[[Config], Config] | None:

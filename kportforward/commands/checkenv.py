@@ -8,6 +8,7 @@ is "not kubectl" at once instead of a forward that fails again and again.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from dataclasses import dataclass, field
 
@@ -28,6 +29,9 @@ def verify_kubectl(path: str, timeout: float = VERSION_TIMEOUT) -> str:
             timeout=timeout,
             check=False,
             stdin=subprocess.DEVNULL,
+            # The client's own version needs no kubeconfig: a broken one is reported by our own
+            # checks (by file and key), not by kubectl hanging on a FIFO or reading /dev/zero.
+            env={**os.environ, "KUBECONFIG": os.devnull},
         )
     except subprocess.TimeoutExpired:
         raise KubectlNotFoundError(

@@ -72,7 +72,8 @@ def run_dashboard(
 def main(args: argparse.Namespace) -> int:
     """Load and check the config, kubectl and kubeconfig, then open the dashboard."""
     from kportforward.cliux import forward_filter
-    from kportforward.commands.run import make_webuis, resolve_kubectl
+    from kportforward.commands.checkenv import find_kubectl, verify_kubectl
+    from kportforward.commands.run import make_webuis
     from kportforward.commands.startup import check_startable
     from kportforward.control.instance import claim, serve
     from kportforward.control.paths import paths_for, read_info
@@ -85,9 +86,10 @@ def main(args: argparse.Namespace) -> int:
     config = load_config(config_arg)
     if (select := forward_filter(args)) is not None:  # --context / -n
         config = select(config)
-    kubectl = resolve_kubectl(getattr(args, "kubectl", None))
+    kubectl = find_kubectl(getattr(args, "kubectl", None))
     # Forwards that cannot run show as Failed rows with the reason; none at all is exit 2.
     check_startable(config, getattr(args, "kubeconfig", None))
+    verify_kubectl(kubectl)
     lock = claim(config_arg, mode="dashboard")
     try:
         supervisor = serve(build_supervisor(config, args, kubectl), lock, config_arg)

@@ -219,12 +219,13 @@ def check_credentials(
 
 def main(args: Any) -> int:
     """``kportforward run``."""
+    from kportforward.commands.checkenv import find_kubectl, verify_kubectl
     from kportforward.commands.startup import check_startable, forward_problems
     from kportforward.control.instance import claim, serve
     from kportforward.core.config import load_config, user_config_path
     from kportforward.supervisor.supervisor import Supervisor
 
-    kubectl = resolve_kubectl(getattr(args, "kubectl", None))
+    kubectl = find_kubectl(getattr(args, "kubectl", None))
     config = load_config(getattr(args, "config", None))
     from kportforward.cliux import forward_filter
 
@@ -239,6 +240,7 @@ def main(args: Any) -> int:
     for line in check_startable(config, kubeconfig):
         _say(sys.stderr, f"kportforward: error: {line} (the other forwards start)")
     bad = forward_problems(config.forwards, kubeconfig)
+    verify_kubectl(kubectl)  # after the config and kubeconfig checks: those name file and key
     # One instance per user and config: refuse (or replace) before touching any cluster.
     config_arg = getattr(args, "config", None)
     lock = claim(config_arg, replace=bool(getattr(args, "replace", False)), mode="run")

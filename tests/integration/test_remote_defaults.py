@@ -254,15 +254,15 @@ def test_a_cache_for_another_url_is_ignored(site: Site) -> None:
 
 def test_the_cli_flag_the_user_setting_and_the_empty_url(site: Site, hermetic_env: Path) -> None:
     url = serve(site, "/team.yaml", TEAM)
-    result = run_cli("--config-url", url, "check", timeout=30)
+    result = run_cli("--config-url", url, "check", "--offline", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "team-api" in result.stdout and url in result.stderr
     user = hermetic_env / ".config" / "kportforward" / "config.yaml"
     user.write_text(f"configUrl: {url}\nportForwards: {{}}\n")
-    result = run_cli("check", "--json", timeout=30)
+    result = run_cli("check", "--offline", "--json", timeout=30)
     assert result.returncode == 0, result.stderr
     assert '"team-db"' in result.stdout
-    result = run_cli("check", "--config-url", "", timeout=30)
+    result = run_cli("check", "--offline", "--config-url", "", timeout=30)
     assert result.returncode == 0, result.stderr
     assert "team-api" not in result.stdout
 

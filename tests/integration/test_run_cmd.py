@@ -175,6 +175,9 @@ def test_kubeconfig_problems_are_one_line_exit_2(kubectl, tmp_path):
 STUBBORN = """#!{python}
 # A narrow stand-in for kubectl that ignores SIGINT and SIGTERM, so only SIGKILL stops it.
 import signal, socket, sys
+if sys.argv[1:2] == ["version"]:  # the start-up check: answer as kubectl does
+    print('{{"clientVersion": {{"gitVersion": "v1.32.4-stand-in"}}}}')
+    sys.exit(0)
 signal.signal(signal.SIGINT, signal.SIG_IGN)
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
 local, remote = sys.argv[-1].split(":")
