@@ -151,6 +151,11 @@ def preflight_ui(args: argparse.Namespace) -> None:
     if not ui:
         return
     from kportforward.commands.checkenv import find_kubectl, verify_kubectl
+    from kportforward.control.paths import paths_for, read_info
+
+    config_arg = getattr(args, "config", None)
+    if args.command != "demo" and read_info(paths_for(config_arg, create=False).lock) is not None:
+        return  # an instance runs: the dashboard attaches to it and needs none of this
 
     if args.command == "demo":
         verify_kubectl(find_kubectl(getattr(args, "kubectl", None)))

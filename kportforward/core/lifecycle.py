@@ -132,7 +132,8 @@ class Exited:
 
     pid: int
     kind: str
-    """``retry`` | ``fatal`` | ``network`` | ``auth`` | ``port`` | ``refused``."""
+    """``retry`` (a known, transient cause: lost connection, pod not running, killed) |
+    ``unknown`` | ``fatal`` | ``network`` | ``auth`` | ``port`` | ``refused``."""
     reason: str
     """A human reason (``not found``, ``nothing listens on 9000 in pod web-1`` …)."""
     message: str = ""
@@ -384,7 +385,7 @@ def _begin(rec: Record, effects: list[Effect]) -> Record:
     return replace(rec, attempt=attempt)
 
 
-def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
+def backoff_delay(rec: Record, now: float, *, transient: bool = False) -> tuple[float, int]:
     """The delay before the next attempt after a failure now, and the new failure count.
 
     Failures count up until the forward stays verified (bytes crossed its tunnel) for
@@ -403,7 +404,9 @@ def backoff_delay(rec: Record, now: float) -> tuple[float, int]:
     if verified and failures == 0:
         return 0.0, 1
     exponent = failures - 1 if verified else failures
-    cap = min(p.verified_cap, p.backoff_cap) if verified else p.backoff_cap
+    # A tunnel that worked, or a cause known to pass (a lost connection, a pod not running yet,
+    # a kill), comes back quickly; unknown failures and attempts that never work climb on.
+    cap = min(p.verified_cap, p.backoff_cap) if verified or transient else p.backoff_cap
     raw = min(cap, p.backoff_base * p.backoff_factor**exponent)
     return _spread(rec, raw), failures + 1
 
@@ -415,9 +418,17 @@ def _spread(rec: Record, raw: float) -> float:
     return max(0.0, min(rec.policy.backoff_cap, spread))
 
 
-def _retry(rec: Record, reason: str, now: float, effects: list[Effect], *, detail: str) -> Record:
+def _retry(
+    rec: Record,
+    reason: str,
+    now: float,
+    effects: list[Effect],
+    *,
+    detail: str,
+    transient: bool = False,
+) -> Record:
     """A failure a retry may fix: restart at once or after the backoff, with a countdown."""
-    delay, failures = backoff_delay(rec, now)
+    delay, failures = backoff_delay(rec, now, transient=transient)
     rec = _stop_current(rec, effects)
     if delay <= 0:
         rec = _go(rec, Event.RECONNECT, f"{reason}; restarting now", now, effects,
@@ -570,7 +581,8 @@ def _on_exited(rec: Record, ev: Exited, now: float) -> Result:
     reason = ev.reason if ev.reason == detail else f"{ev.reason}: {detail}"
     if ev.kind == "refused":
         reason = ev.reason
-    return _retry(rec, reason, now, effects, detail=detail), effects
+    transient = ev.kind == "retry"
+    return _retry(rec, reason, now, effects, detail=detail, transient=transient), effects
 
 
 def _on_probe(rec: Record, ev: ProbeDone, now: float) -> Result:

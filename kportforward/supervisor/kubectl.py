@@ -53,6 +53,8 @@ class Failure(str, enum.Enum):  # noqa: UP042 - like ForwardState
     """The API server could not be reached."""
     PORT = "port"
     """The local port could not be bound."""
+    UNKNOWN = "unknown"
+    """kubectl exited for a reason nothing here recognises: back off all the way."""
     REFUSED = "refused"
     """Nothing listens on the target port in the pod (kubectl dies of one refused connection)."""
 
@@ -143,13 +145,13 @@ def classify(
             if pattern.search(line):
                 return Classification(failure, reason, _clean(line))
     if errors:
-        return Classification(Failure.RETRY, "kubectl exited", _clean(errors[-1]))
+        return Classification(Failure.UNKNOWN, "kubectl exited", _clean(errors[-1]))
     if returncode is not None and returncode < 0:
         with contextlib.suppress(ValueError):
             name = signal.Signals(-returncode).name
             return Classification(Failure.RETRY, f"kubectl killed by {name}", f"killed by {name}")
     text = f"kubectl exited with code {returncode}"
-    return Classification(Failure.RETRY, "kubectl exited", text)
+    return Classification(Failure.UNKNOWN, "kubectl exited", text)
 
 
 def _clean(line: str) -> str:

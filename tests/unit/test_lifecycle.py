@@ -209,7 +209,7 @@ async def unclassified_failures_back_off_exponentially(w: World) -> None:
     await w.begin()
     waits = []
     for _ in range(5):
-        await w.exit(F.RETRY, "kubectl exited", "error: something new")
+        await w.exit(F.UNKNOWN, "kubectl exited", "error: something new")
         waits.append(w.runner.record.retry_at - w.clock.now())
         await w.advance(waits[-1])
     assert waits == [0.5, 1.0, 2.0, 4.0, 8.0]
@@ -219,9 +219,9 @@ async def unclassified_failures_back_off_exponentially(w: World) -> None:
 async def backoff_reaches_the_cap(w: World) -> None:
     await w.begin()
     for _ in range(10):
-        await w.exit(F.RETRY, "kubectl exited", "error: odd")
+        await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
         await w.advance(w.runner.record.retry_at - w.clock.now())
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     assert w.runner.record.retry_at - w.clock.now() == 30.0
 
 
@@ -229,7 +229,7 @@ async def backoff_reaches_the_cap(w: World) -> None:
 async def stability_window_resets_the_backoff(w: World) -> None:
     await w.begin()
     for _ in range(3):
-        await w.exit(F.RETRY, "kubectl exited", "error: odd")
+        await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
         await w.advance(w.runner.record.retry_at - w.clock.now())
     await w.running()
     await w.advance(2)  # not yet stable: a loss backs off, counting on
@@ -246,12 +246,12 @@ async def stability_window_resets_the_backoff(w: World) -> None:
 async def a_single_pass_does_not_reset_the_backoff(w: World) -> None:
     await w.begin()
     for _ in range(3):
-        await w.exit(F.RETRY, "kubectl exited", "error: odd")
+        await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
         await w.advance(w.runner.record.retry_at - w.clock.now())
     await w.running()
     await w.exit()
     await w.advance(w.runner.record.retry_at - w.clock.now())
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")  # before any probe: escalates on
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")  # before any probe: escalates on
     assert w.runner.record.retry_at - w.clock.now() == 8.0
 
 
@@ -414,17 +414,17 @@ async def restart_while_suspended_and_still_down(w: World) -> None:
 async def user_start_resets_the_backoff(w: World) -> None:
     await w.begin()
     for _ in range(4):
-        await w.exit(F.RETRY, "kubectl exited", "error: odd")
+        await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
         await w.advance(w.runner.record.retry_at - w.clock.now())
     await w.feed(lc.UserStart("restarted by user"))
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     assert w.runner.record.retry_at - w.clock.now() == 0.5
 
 
 @history
 async def start_from_cooldown_is_immediate(w: World) -> None:
     await w.begin()
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     await w.feed(lc.UserStart("started by user"))
     assert w.state is S.CONNECTING and len(w.procs) == 2
 
@@ -453,7 +453,7 @@ async def config_change_of_the_port_restarts(w: World) -> None:
 @history
 async def reload_during_backoff_starts_at_once(w: World) -> None:
     await w.begin()
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     assert w.state is S.COOLDOWN
     w.runner.change_spec(_with(w.spec, target="service/api2"))
     await w.settle()
@@ -502,7 +502,7 @@ async def invalid_spec_fixed_by_a_config_change(w: World) -> None:
 @history
 async def context_change_while_waiting_retries_now(w: World) -> None:
     await w.begin()
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     await w.feed(lc.RetryNow("kube context changed to b"))
     assert w.state is S.CONNECTING
 
@@ -557,7 +557,7 @@ async def reach(w: World, state: ForwardState, *, failed_before: bool = False) -
     else:
         await w.begin()
         if failed_before:  # one failure first, so a loss of the tunnel backs off
-            await w.exit(F.RETRY, "kubectl exited", "error: odd")
+            await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
             await w.advance(w.runner.record.retry_at - w.clock.now())
         if state in (S.RUNNING, S.DEGRADED, S.RECONNECTING):
             await w.running()
@@ -567,7 +567,7 @@ async def reach(w: World, state: ForwardState, *, failed_before: bool = False) -
             await _hold_slots(w)
             await w.feed(lc.Reconnect("pod deleted"))
         elif state is S.COOLDOWN:
-            await w.exit(F.RETRY, "kubectl exited", "error: odd")
+            await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
         elif state is S.FAILED:
             await w.exit(F.FATAL, "not found", "(NotFound)")
         elif state is S.STOPPED:
@@ -593,7 +593,7 @@ async def deliver(w: World, state: ForwardState, event: object) -> None:
             w.emfile()
             await _free_slots(w)
         else:
-            await w.exit(F.RETRY, "kubectl exited", "error: odd")
+            await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")
     elif event is E.EXITED_FATAL:
         if waiting:
             w.spawn_errors.append(FileNotFoundError(2, "No such file or directory"))
@@ -700,5 +700,5 @@ async def test_lost_working_tunnels_come_back_within_the_verified_cap() -> None:
         waits.append((w.runner.record.retry_at or w.clock.now()) - w.clock.now())
         await w.advance(waits[-1])
     assert waits == [0.0, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
-    await w.exit(F.RETRY, "kubectl exited", "error: odd")  # never verified: past the cap
+    await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")  # never verified: past the cap
     assert w.runner.record.retry_at - w.clock.now() > 2.0
