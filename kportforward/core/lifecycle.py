@@ -148,6 +148,8 @@ class ProbeDone:
     ok: bool
     latency: float = 0.0
     reason: str = ""
+    timed_out: bool = False
+    """Accepted, but no answer in time (a hung API server looks like this)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +294,9 @@ class Record:
     """Consecutive failures since the last stable stretch (drives the backoff)."""
     verified_since: float | None = None
     """When the current Running stretch began (a probe crossed the tunnel)."""
+    ever_verified: bool = False
+    """A probe has crossed this forward's tunnel at least once: its backend answers probes, so
+    a later silence is the tunnel's (the cluster's) fault, not the backend's way."""
     retry_at: float | None = None
     connect_deadline: float | None = None
     probes_failed: int = 0
@@ -594,7 +599,7 @@ def _on_probe(rec: Record, ev: ProbeDone, now: float) -> Result:
         if rec.state is S.CONNECTING:
             rec = _go(rec, Event.PROBE_OK, _forwarding(rec), now, effects,
                       verified_since=now, latencies=latencies, probes_failed=0,
-                      connect_deadline=None)  # fmt: skip
+                      connect_deadline=None, ever_verified=True)  # fmt: skip
             effects.append(WakeAt(None))
             return rec, effects
         if rec.state is S.DEGRADED:
@@ -609,7 +614,11 @@ def _on_probe(rec: Record, ev: ProbeDone, now: float) -> Result:
         return rec, effects
     # Connecting (the first probe) or Degraded (the confirming one): the tunnel is dead.
     what = "tunnel dead" if rec.state is S.DEGRADED else "tunnel does not work"
-    return _retry(rec, f"{what}: {ev.reason}", now, effects, detail=ev.reason), effects
+    # Silence from a backend that has answered before is the cluster's trouble (a hung API
+    # server): it passes. Silence from one that never answered is not known to pass.
+    transient = ev.timed_out and rec.ever_verified
+    reason = f"{what}: {ev.reason}"
+    return _retry(rec, reason, now, effects, detail=ev.reason, transient=transient), effects
 
 
 def _on_cluster_down(rec: Record, ev: ClusterDown, now: float) -> Result:

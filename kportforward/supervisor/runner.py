@@ -463,7 +463,7 @@ class ForwardRunner:
                 result = ProbeResult(False, result.latency, reason)
             if not result.ok and self.record.state is S.RUNNING:
                 self.host.prober.escalate(self)
-            self.feed(lc.ProbeDone(pid, result.ok, result.latency, result.reason))
+            self.feed(lc.ProbeDone(pid, result.ok, result.latency, result.reason, result.timed_out))
 
         self._probe_pid = pid
         self._probe = self._probe_starter(

@@ -702,3 +702,30 @@ async def test_lost_working_tunnels_come_back_within_the_verified_cap() -> None:
     assert waits == [0.0, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0, 2.0]
     await w.exit(F.UNKNOWN, "kubectl exited", "error: odd")  # never verified: past the cap
     assert w.runner.record.retry_at - w.clock.now() > 2.0
+
+
+async def test_silence_from_a_backend_that_answered_before_passes_quickly() -> None:
+    """A hung API server makes verification probes time out: for a forward whose backend has
+    answered before, that is transient (within the 2 s cap); for one that never answered, the
+    backoff climbs (it may be a backend that never answers a half-close)."""
+    w = World()
+    await w.begin()
+    await w.running()
+    await w.advance(10)
+    await w.exit()  # stable: back at once
+    waits = []
+    for _ in range(5):
+        await w.ready()
+        await w.probe(False, "no answer through the tunnel in 0.5s", timed_out=True)
+        waits.append(w.runner.record.retry_at - w.clock.now())
+        await w.advance(waits[-1])
+    assert max(waits) <= 2.0, waits
+    fresh = World()
+    await fresh.begin()
+    waits = []
+    for _ in range(5):
+        await fresh.ready()
+        await fresh.probe(False, "no answer through the tunnel in 0.5s", timed_out=True)
+        waits.append(fresh.runner.record.retry_at - fresh.clock.now())
+        await fresh.advance(waits[-1])
+    assert waits == [0.5, 1.0, 2.0, 4.0, 8.0]
