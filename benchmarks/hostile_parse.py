@@ -1,7 +1,7 @@
 """How fast kubeconfig parsing refuses a merge-key bomb and accepts a big real-shaped kubeconfig.
 
 Run: ``python benchmarks/hostile_parse.py`` (prints two lines; figures quoted in
-docs/notes/hostile.md). Not a test: nothing is asserted.
+docs/PERFORMANCE.md). Not a test: nothing is asserted.
 """
 
 from __future__ import annotations

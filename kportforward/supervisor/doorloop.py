@@ -1,5 +1,5 @@
 """An event loop in its own thread for front doors, so bulk relaying never shares the dashboard's
-loop (see docs/notes/frontdoor.md for when that matters: the frame-time measurement).
+loop (docs/PERFORMANCE.md and benchmarks/e2e_frontdoor.py measure when that matters).
 
 Doors are created and driven on this loop; the engine calls them through :meth:`DoorLoop.call`
 (from its own loop: ``await door_loop.run(fn, *args)``). Nothing here spawns processes, so the
