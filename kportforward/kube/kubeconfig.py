@@ -19,8 +19,6 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from kportforward.core.models import ForwardSpec
-
 __all__ = [
     "KubeCluster",
     "KubeContext",
@@ -32,7 +30,6 @@ __all__ = [
     "load_kubeconfig_for",
     "materialise_kubeconfig",
     "shared_watcher",
-    "validate_forward_kubeconfigs",
     "validate_kubeconfig_for_startup",
 ]
 from kportforward.errors import KubeconfigError, KubeContextError
@@ -416,14 +413,3 @@ def shared_watcher(explicit: str | None = None) -> KubeconfigWatcher:
         if watcher is None or (key is None and watcher.paths != tuple(kubeconfig_paths())):
             watcher = _watchers[key] = KubeconfigWatcher(key)
         return watcher
-
-
-def validate_forward_kubeconfigs(forwards: Iterable[ForwardSpec], explicit: str | None) -> None:
-    """Startup check for a set of forwards: every kubeconfig they use loads and names the contexts
-    they need (``explicit`` is ``--kubeconfig``, used by forwards without their own). Exit-2 errors.
-    """
-    needed: dict[str | None, set[str | None]] = {}
-    for spec in forwards:
-        needed.setdefault(spec.kubeconfig or explicit, set()).add(spec.context)
-    for kubeconfig, contexts in needed.items():
-        validate_kubeconfig_for_startup(kubeconfig, contexts)

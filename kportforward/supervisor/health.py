@@ -42,37 +42,6 @@ class ProbeResult:
     """The far end closed the connection before we said anything (EOF right after connect)."""
 
 
-async def probe_tunnel(address: str, port: int, timeout: float = 1.0) -> ProbeResult:
-    """Probe the tunnel on ``address:port``; never raises, never waits past ``timeout``."""
-    loop = asyncio.get_running_loop()
-    host = "127.0.0.1" if address in ("localhost", "0.0.0.0") else address
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    start = time.monotonic()
-    try:
-        async with asyncio.timeout(timeout):
-            await loop.sock_connect(sock, (host, port))
-            # Half-close: kubectl passes the EOF through; the backend closes; kubectl closes us.
-            sock.shutdown(socket.SHUT_WR)
-            await loop.sock_recv(sock, 1)
-        return ProbeResult(True, time.monotonic() - start)
-    except TimeoutError:
-        return ProbeResult(
-            False, time.monotonic() - start, f"no answer through the tunnel in {timeout:g}s", True
-        )
-    except ConnectionRefusedError:
-        return ProbeResult(False, time.monotonic() - start, "local port refused the connection")
-    except OSError as exc:
-        # A reset still proves kubectl reached the far side and the far side answered.
-        if isinstance(exc, ConnectionResetError):
-            return ProbeResult(True, time.monotonic() - start)
-        return ProbeResult(False, time.monotonic() - start, f"probe failed: {exc.strerror or exc}")
-    finally:
-        with contextlib.suppress(OSError):
-            sock.close()
-
-
 PROBE_SETTLE = 0.05
 """Seconds a probe listens after connecting before it half-closes: an EOF in that time is the far
 end hanging up on its own (nothing usable listens in the pod), not an answer to our EOF."""
@@ -218,9 +187,8 @@ def start_probe(
 ) -> _Probe:
     """Start a tunnel probe driven by loop callbacks; ``callback(result)`` runs once, in the loop.
 
-    The cheap form of :func:`probe_tunnel` for the supervisor's steady state: no task, no
-    coroutine, one timer — so probing a hundred tunnels a second costs little. Returns a handle
-    whose ``cancel()`` abandons the probe.
+    No task, no coroutine, one timer — so probing a hundred tunnels a second costs little.
+    Returns a handle whose ``cancel()`` abandons the probe.
     """
     return _Probe(asyncio.get_running_loop(), address, port, timeout, callback)
 
