@@ -4,10 +4,12 @@ Run: .venv/bin/python docs/screenshots/make_screenshots.py [--out docs/screensho
 
 Starts exactly what ``kportforward demo`` starts (the simulator with the demo world, the real
 kubectl through the real supervisor), opens the dashboard headless at 120x32, waits until every
-forward has settled, and saves ``dashboard.svg``, ``details.svg``, ``help.svg``, ``add.svg`` (the
-``a`` screen listing the simulator's services through the API, two picked; nothing is appended)
-and ``dashboard-80x24.svg`` (the same table in a small terminal) with ``App.save_screenshot``.
-Nothing of the user's kubeconfig or config is touched.
+forward has settled, sends HTTP requests through the details forward's front door for a while
+(so its traffic and request log are real), and saves ``dashboard.svg``, ``details.svg``,
+``requests.svg`` (``h``), ``help.svg``, ``add.svg`` (the ``a`` screen listing the simulator's
+services through the API, two picked; nothing is appended) and ``dashboard-80x24.svg`` (the same
+table in a small terminal) with ``App.save_screenshot``. Nothing of the user's kubeconfig or config
+is touched.
 """
 
 from __future__ import annotations
@@ -15,7 +17,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import shutil
+import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +32,20 @@ from kportforward.ui.app import KPortForwardApp, make_app
 
 SIZE = (120, 32)
 SETTLED = {ForwardState.RUNNING, ForwardState.FAILED}
+PATHS = ("/", "/v1/orders?limit=20", "/v1/orders/42", "/healthz", "/v1/missing", "/v1/cart")
+
+
+def browse(port: int, stop: threading.Event) -> None:
+    """Requests through the door every 50-400 ms until ``stop``, as a user's app would."""
+    i = 0
+    while not stop.wait(0.05 + (i * 37 % 8) * 0.05):
+        url = f"http://127.0.0.1:{port}{PATHS[i % len(PATHS)]}"
+        i += 1
+        try:
+            with urllib.request.urlopen(url, timeout=5) as reply:
+                reply.read()
+        except (urllib.error.URLError, OSError):
+            pass  # a 404 is part of the picture
 
 
 async def shoot(app: KPortForwardApp, out: Path, detail: str) -> None:
@@ -41,13 +60,21 @@ async def shoot(app: KPortForwardApp, out: Path, detail: str) -> None:
                 await pilot.pause(0.1)
 
         await wait(lambda: app.statuses and all(s.state in SETTLED for s in app.statuses.values()))
+        stop = threading.Event()
+        port = app.statuses[detail].local_port
+        browser = threading.Thread(target=browse, args=(port, stop), daemon=True)
+        browser.start()
         await wait(lambda: len(app.fresh_status(detail).probe_latencies) >= 12)  # type: ignore[union-attr]
-        await pilot.pause(1.0)
+        await pilot.pause(20.0)  # a third of the traffic sparkline's minute
         app.save_screenshot("dashboard.svg", str(out))
         app.main_screen.table.move_cursor_to(detail)
         await pilot.press("enter")
         await pilot.pause(0.5)
         app.save_screenshot("details.svg", str(out))
+        await pilot.press("escape", "h")
+        await pilot.pause(0.5)
+        app.save_screenshot("requests.svg", str(out))
+        stop.set()
         await pilot.press("escape")
         await pilot.pause(0.2)
         await pilot.press("question_mark")
@@ -88,7 +115,8 @@ def main() -> int:
             kubeconfig=str(kubeconfig),
         )
         asyncio.run(shoot(app, out, args.details))
-    for name in ("dashboard.svg", "details.svg", "help.svg", "add.svg", "dashboard-80x24.svg"):
+    names = ("dashboard.svg", "details.svg", "requests.svg", "help.svg", "add.svg")
+    for name in (*names, "dashboard-80x24.svg"):
         print(out / name)
     return 0
 

@@ -145,6 +145,14 @@ def build_server(config_arg: str | None, common: dict[str, Any] | None = None) -
         result, _ = await run("logs", name=name)
         return {"name": name, "lines": list(result)[-max(1, min(lines, 1000)) :]}
 
+    @server.tool()
+    async def http_requests(name: str, limit: int = 50) -> dict[str, Any]:
+        """The last ``limit`` HTTP requests through a web/rest forward's front door, oldest
+        first: method, path, status, durationMs, bytesIn, bytesOut, note ("not HTTP", "no
+        response"); no bodies or headers are ever kept."""
+        result, _ = await run("requests", name=name)
+        return {"name": name, "requests": list(result)[-max(1, min(limit, 500)) :]}
+
     return server
 
 

@@ -433,8 +433,12 @@ class FrontDoor:
     def _report(self) -> None:
         self._notify = None
         self._notified_at = time.monotonic()
-        if self._on_traffic is not None:
-            try:
-                self._on_traffic(self.stats())
-            except Exception:
-                log.exception("%s: traffic callback failed", self.name)
+        if self._on_traffic is None:
+            return
+        stats = self.stats()
+        try:
+            self._on_traffic(stats)
+        except Exception:
+            log.exception("%s: traffic callback failed", self.name)
+        if stats.rate_in or stats.rate_out or self._sec_in or self._sec_out:
+            self._changed()  # one more report a second later, so a rate falls back to 0

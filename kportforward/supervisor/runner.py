@@ -488,7 +488,10 @@ class ForwardRunner:
 
     def status(self) -> ForwardStatus:
         """An immutable snapshot of this forward (cached until something in it changes)."""
-        traffic = self.door.stats() if self.door is not None else None
+        if self.door is not None:
+            traffic: Traffic | None = self.door.stats()
+        else:  # zeros until the door opens; None only when kubectl owns the port (no door)
+            traffic = Traffic() if self.host.door_for(self) is not None else None
         key = (self.record, self.connections, self.rss, self.cpu_percent, traffic)
         if self._status is not None and key == self._status_key:
             return self._status

@@ -94,6 +94,7 @@ class DashboardActions(App[None]):
                     self.tz,
                     self.refresh_rate,
                     web_rows=self.web_rows,
+                    traffic_of=self.supervisor.traffic_history,
                 )
             )
 
@@ -124,6 +125,24 @@ class DashboardActions(App[None]):
             return  # already there: a second l must not stack another log screen
         if (status := self._selected()) is not None:
             self.push_screen(LogScreen(status.name, self.supervisor.log_lines, self.refresh_rate))
+
+    def action_http_log(self) -> None:
+        """Open the HTTP request log of the selected forward (what its front door saw)."""
+        from kportforward.ui.screens.requests import RequestsScreen
+
+        if isinstance(self.screen, RequestsScreen):
+            return  # already there
+        if (status := self._selected()) is not None:
+            self.push_screen(
+                RequestsScreen(
+                    status.name,
+                    self.fresh_status,
+                    self.supervisor.http_requests,
+                    self.clock,
+                    self.tz,
+                    self.refresh_rate,
+                )
+            )
 
     def action_help(self) -> None:
         """Show every key."""
@@ -381,6 +400,11 @@ def palette_commands(app: DashboardActions) -> Iterator[SystemCommand]:
         "Stop / start group", "The selected forward's whole group (g)", app.action_group_stop_start
     )
     yield SystemCommand("Live log", "kubectl output of the selected forward (l)", app.action_log)
+    yield SystemCommand(
+        "HTTP requests",
+        "Requests through the selected web/rest forward's front door (h)",
+        app.action_http_log,
+    )
     yield SystemCommand(
         "Open URL", "Open the selected forward in the browser (o)", app.action_open_url
     )

@@ -12,6 +12,7 @@ FORWARD_KEYS: list[BindingType] = [
     Binding("R", "app.restart", "Restart"),
     Binding("space", "app.stop_start", "Stop/start"),
     Binding("l", "app.log", "Log", show=False),
+    Binding("h", "app.http_log", "HTTP log", show=False),
     Binding("o", "app.open_url", "Open", show=False),
     Binding("c", "app.copy_url", "Copy", show=False),
     Binding("w", "app.web_ui", "Web UI", show=False),

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, tzinfo
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from kportforward.core.durations import format_duration
-from kportforward.core.models import ClusterStatus, ForwardStatus
+from kportforward.core.models import ClusterStatus, ForwardStatus, Traffic
 from kportforward.core.states import ForwardState
+
+if TYPE_CHECKING:
+    from kportforward.supervisor.httplog import HttpRequest
 
 GLYPHS: dict[ForwardState, str] = {
     ForwardState.STARTING: "◌",
@@ -75,6 +78,7 @@ class RowCells(NamedTuple):
     local: str
     uptime: str
     restarts: str
+    traffic: str
     type: str
     namespace: str
     group: str
@@ -122,12 +126,70 @@ def reason_text(status: ForwardStatus) -> str:
 
 def row_note(status: ForwardStatus) -> str:
     """The REASON / POD cell: for a Running row the pod (and its connections), the one fact
-    that changes; for any other row the reason for its state."""
+    that changes; for any other row the reason for its state.
+
+    The connections are the user's (the door's count, else kubectl's; probes not counted)."""
     if status.state is ForwardState.RUNNING and status.pod:
         conns = status.connections
-        traffic = f" · {conns} connection{'s' if conns != 1 else ''}" if conns else ""
-        return f"pod {status.pod}{traffic}"
+        note = f" · {conns} connection{'s' if conns != 1 else ''}" if conns else ""
+        if status.traffic is not None and status.traffic.active:
+            note += f" ({status.traffic.active} open)"
+        return f"pod {status.pod}{note}"
     return reason_text(status)
+
+
+def rate_text(per_second: float) -> str:
+    """A compact rate for the TRAFFIC column: ``0/s``, ``850/s``, ``12.3K/s``, ``1.2M/s``."""
+    size = float(per_second)
+    for unit in ("", "K", "M", "G"):
+        if size < 1000 or unit == "G":
+            return f"{size:.0f}/s" if not unit else f"{size:.1f}{unit}/s"
+        size /= 1024
+    return f"{size:.1f}G/s"  # pragma: no cover - the loop always returns
+
+
+def traffic_cell(status: ForwardStatus) -> str:
+    """The TRAFFIC column: bytes/s through the front door over the last second, both ways;
+    empty when kubectl listens on the port itself (``frontDoor: false``)."""
+    t = status.traffic
+    return "" if t is None else rate_text(t.rate_in + t.rate_out)
+
+
+def traffic_fields(traffic: Traffic | None, connections: int) -> list[tuple[str, str]]:
+    """The Details rows about traffic: the door's connections and bytes, or that there is no
+    door (and kubectl's own connection count)."""
+    if traffic is None:
+        return [
+            ("Front door", "off: kubectl listens on the port itself (frontDoor: false)"),
+            ("Connections", f"{connections} (kubectl's count, over all its restarts)"),
+        ]
+    t = traffic
+    conns = f"{t.active} open · {t.opened} relayed"
+    if t.waiting:
+        conns += f" · {t.waiting} waiting for the tunnel"
+    if t.failed:
+        conns += f" · {t.failed} failed (hold timeout or stopped)"
+    if t.ended_with_tunnel:
+        conns += f" · {t.ended_with_tunnel} cut by a restart"
+    return [
+        ("Connections", conns),
+        ("Bytes", f"in {format_bytes(t.bytes_in)} · out {format_bytes(t.bytes_out)}"),
+        (
+            "Rate",
+            f"in {format_bytes(round(t.rate_in))}/s · out {format_bytes(round(t.rate_out))}/s",
+        ),
+    ]
+
+
+def traffic_scale(history: Sequence[tuple[int, int]]) -> str:
+    """The traffic sparkline's scale: ``now 1.2 KiB/s · peak 3.4 MiB/s · 5.1 MiB in 60 s``."""
+    totals = [i + o for i, o in history]
+    if not any(totals):
+        return f"(no bytes in the last {len(totals) or 60} s)"
+    return (
+        f"now {format_bytes(totals[-1])}/s · peak {format_bytes(max(totals))}/s · "
+        f"{format_bytes(sum(totals))} in {len(totals)} s"
+    )
 
 
 def selection_line(status: ForwardStatus, now: float) -> tuple[str, str, str]:
@@ -168,6 +230,7 @@ def row_cells(status: ForwardStatus, now: float) -> RowCells:
         local=local_text(status),
         uptime=uptime_text(status, now),
         restarts=str(status.restarts),
+        traffic=traffic_cell(status),
         type=spec.type,
         namespace=spec.namespace or "",
         group=spec.group or "",
@@ -381,7 +444,7 @@ def detail_fields(
             NO_VALUE if status.cpu_percent is None else f"{status.cpu_percent:.1f}%",
         ),
         ("Restarts", restarts_text(status)),
-        ("Connections", str(status.connections)),
+        *traffic_fields(status.traffic, status.connections),
         ("Uptime", uptime),
         ("Next retry", retry),
         ("Last probe", latency),
@@ -391,6 +454,58 @@ def detail_fields(
     if spec.kubeconfig:
         fields.insert(6, ("Kubeconfig", spec.kubeconfig))
     return fields
+
+
+REQUEST_COLUMNS = ("TIME", "METHOD", "PATH", "STATUS", "TIME MS", "IN", "OUT", "NOTE")
+PATH_MAX = 80
+"""Longest path shown in the request log (the door keeps up to 2 KiB; longer ones end in …)."""
+
+
+def request_cells(request: HttpRequest, tz: tzinfo | None, now: float) -> tuple[str, ...]:
+    """One row of the HTTP request log, in ``REQUEST_COLUMNS`` order."""
+    path = request.path if len(request.path) <= PATH_MAX else request.path[: PATH_MAX - 1] + "…"
+    return (
+        format_clock(request.started, tz, now),
+        request.method or NO_VALUE,
+        path or NO_VALUE,
+        NO_VALUE if request.status is None else str(request.status),
+        f"{request.duration * 1000:.1f}",
+        format_bytes(request.bytes_in),
+        format_bytes(request.bytes_out),
+        request.note,
+    )
+
+
+def requests_summary(requests: Sequence[HttpRequest]) -> str:
+    """``42 requests · 38 2xx · 3 4xx · 1 not HTTP · median 3.1 ms`` (what the ring holds)."""
+    if not requests:
+        return "no requests yet"
+    classes: dict[str, int] = {}
+    for r in requests:
+        key = r.note if r.status is None and r.note else f"{r.status // 100}xx" if r.status else "?"
+        classes[key] = classes.get(key, 0) + 1
+    times = sorted(r.duration for r in requests if r.status is not None)
+    parts = [f"{len(requests)} request{'s' if len(requests) != 1 else ''}"]
+    parts += [f"{n} {key}" for key, n in sorted(classes.items())]
+    if times:
+        parts.append(f"median {times[len(times) // 2] * 1000:.1f} ms")
+    return " · ".join(parts)
+
+
+def requests_unavailable(status: ForwardStatus) -> str | None:
+    """Why this forward has no HTTP request log, or None when it has one."""
+    if status.traffic is None:
+        return (
+            "No request log: frontDoor is off for this forward, so its traffic does not pass "
+            "through kportforward (kubectl listens on the port itself)."
+        )
+    if status.spec.type not in ("web", "rest"):
+        return (
+            f"No request log: kportforward reads HTTP only on type web and rest forwards; "
+            f"{status.name} is type {status.spec.type or '(empty)'}. Its bytes are counted in "
+            "Details (Enter)."
+        )
+    return None
 
 
 def history_rows(
@@ -428,6 +543,7 @@ KEYS: Sequence[KeyHelp] = (
     KeyHelp("R", "restart the selected forward (new kubectl)"),
     KeyHelp("space", "stop / start the selected forward"),
     KeyHelp("l", "live kubectl log of the selected forward"),
+    KeyHelp("h", "HTTP requests through a web/rest forward's front door"),
     KeyHelp("o", "open a web/rest forward or its web UI"),
     KeyHelp("c", "copy its URL, or localhost:PORT"),
     KeyHelp("w", "Swagger UI (rest) / gRPC screen (rpc)"),

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
+import urllib.request
 from typing import Any
 
 import pytest
+import yaml
 
 from kportforward.sim import generated_world
+from tests.conftest import free_ports
 from tests.control_helpers import runtime_dir  # noqa: F401 - autouse fixture
 from tests.integration.test_control_cli import start_run, stop_run, write_config
 
@@ -34,6 +38,12 @@ async def test_mcp_tools_over_stdio(kubectl, sim_factory, tmp_path):
     sim = sim_factory(generated_world(2))
     config = tmp_path / "kpf.yaml"
     ports = write_config(config, 2, bad=True)
+    # And a web forward to the HTTP backend, for the request log.
+    doc = yaml.safe_load(config.read_text())
+    (web_port,) = free_ports(1)
+    doc["portForwards"]["web"] = {"target": "service/svc-000", "targetPort": 80, "type": "web",
+                                  "localPort": web_port, "namespace": "default"}  # fmt: skip
+    config.write_text(yaml.safe_dump(doc))
     run = start_run(config, sim)
     params = StdioServerParameters(
         command=sys.executable,
@@ -44,11 +54,24 @@ async def test_mcp_tools_over_stdio(kubectl, sim_factory, tmp_path):
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             tools = {t.name for t in (await session.list_tools()).tools}
-            assert tools == {"list_forwards", "status", "wait", "start", "stop", "restart", "logs"}
+            assert tools == {"list_forwards", "status", "wait", "start", "stop", "restart",
+                             "logs", "http_requests"}  # fmt: skip
 
-            error, waited = _result(await session.call_tool("wait", {"names": ["f0", "f1"],
+            error, waited = _result(await session.call_tool("wait", {"names": ["f0", "f1", "web"],
                                                                      "timeout": 60}))  # fmt: skip
             assert not error and waited["verified"] is True, waited
+            url = f"http://127.0.0.1:{web_port}/orders?id=7"
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                assert reply.status == 200
+                reply.read()
+            deadline = time.monotonic() + 10
+            seen: list[dict[str, Any]] = []
+            while not seen and time.monotonic() < deadline:
+                error, got = _result(await session.call_tool("http_requests", {"name": "web"}))
+                assert not error
+                seen = [r for r in got["requests"] if r["path"] == "/orders?id=7"]
+            assert seen and seen[0]["method"] == "GET" and seen[0]["status"] == 200, got
+            assert seen[0]["bytesOut"] > 0 and seen[0]["durationMs"] >= 0
             error, listed = _result(await session.call_tool("list_forwards", {}))
             assert not error
             rows = {f["name"]: f for f in listed["forwards"]}

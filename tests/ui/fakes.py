@@ -17,6 +17,7 @@ from kportforward.core.models import (
     ForwardSpec,
     ForwardStatus,
     Settings,
+    Traffic,
     Transition,
 )
 from kportforward.core.states import ForwardState
@@ -273,6 +274,14 @@ def every_state_world(
                 restarts=0,
                 running_since=now - 3725,
                 connections=42,
+                traffic=Traffic(
+                    opened=42,
+                    active=2,
+                    bytes_in=18_432,
+                    bytes_out=5_400_000,
+                    rate_in=1_200.0,
+                    rate_out=48_300.0,
+                ),
                 rss=31_457_280,
                 cpu_percent=0.4,
                 probe_latencies=(0.004, 0.006, 0.005, 0.012, 0.007, 0.004, 0.009, 0.005, 0.006),
@@ -293,6 +302,7 @@ def every_state_world(
                 restarts=2,
                 running_since=now - 95,
                 port_moved_reason="8080 held by pid 999 (python3)",
+                traffic=Traffic(opened=3, bytes_in=1_100, bytes_out=96_000),
                 history=h(
                     (400, S.RUNNING, "ready"),
                     (100, S.RECONNECTING, "pod web-1 deleted"),

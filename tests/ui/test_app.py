@@ -388,10 +388,25 @@ async def test_details_follow_figures_that_change_without_a_transition() -> None
         await pilot.press("enter")
         api = sup.snapshot()[1]
         assert api.name == "api"
-        # RSS, connections and probe latencies change with no state transition (no event).
-        sup._statuses["api"] = replace(api, rss=64 * 1024 * 1024, connections=43)
+        # RSS, connections, traffic and probe latencies change with no state transition.
+        assert api.traffic is not None
+        traffic = replace(api.traffic, opened=43, active=1, bytes_out=2 * 1024 * 1024)
+        sup.history["api"] = [(0, 0)] * 58 + [(1024, 3 * 1024 * 1024), (0, 2048)]
+        sup._statuses["api"] = replace(api, rss=64 * 1024 * 1024, connections=43, traffic=traffic)
         await wait_for(pilot, lambda: "kubectl RSS  64.0 MiB" in screen_text(app))
-        assert "Connections  43" in screen_text(app)
+        text = screen_text(app)
+        assert "Connections  1 open · 43 relayed" in text
+        assert "out 2.0 MiB" in text
+        # The bytes/s sparkline of the last minute, with its scale.
+        assert "Traffic through the front door" in text
+        assert "now 2.0 KiB/s · peak 3.0 MiB/s · 3.0 MiB in 60 s" in text
+        # Without a door there is no traffic pane, and Details says why.
+        sup._statuses["api"] = replace(api, traffic=None, connections=7)
+        await wait_for(pilot, lambda: "Front door" in screen_text(app))
+        text = screen_text(app)
+        assert "off: kubectl listens on the port itself" in text
+        assert "Connections  7 (kubectl's count" in text
+        assert "Traffic through the front door" not in text
 
 
 async def test_a_broken_event_stream_is_notified_and_snapshots_take_over() -> None:
@@ -444,3 +459,54 @@ def test_no_console_browser_takes_over_the_terminal(monkeypatch: pytest.MonkeyPa
     assert app.open_in_browser("http://localhost:1") is False and opened == []
     monkeypatch.setenv("DISPLAY", ":0")
     assert app.open_in_browser("http://localhost:1") is True and opened == ["http://localhost:1"]
+
+
+async def test_h_shows_the_http_request_log_and_follows_new_requests() -> None:
+    from kportforward.supervisor.httplog import HttpRequest
+    from kportforward.ui.screens.requests import RequestsScreen
+
+    app, sup = build()
+    t = FROZEN_NOW - 30
+    sup.requests["api"] = [
+        HttpRequest(t, "GET", "/healthz", 200, 0.0031, 78, 120),
+        HttpRequest(t + 1, "POST", "/v1/orders", 201, 0.0123, 2048, 310),
+        HttpRequest(t + 2, "GET", "/v1/missing", 404, 0.0012, 80, 96),
+        HttpRequest(t + 3, "", "", None, 0.0, 7, 0, "not HTTP"),
+    ]
+    async with app.run_test(size=(120, 30)) as pilot:
+        await wait_for(pilot, lambda: sup.started)
+        app.main_screen.table.move_cursor_to("api")
+        await pilot.press("h")
+        assert isinstance(app.screen, RequestsScreen)
+        await wait_for(pilot, lambda: "/v1/orders" in screen_text(app), what="the log")
+        text = screen_text(app)
+        assert "HTTP requests  http://localhost:8080" in text
+        assert "4 requests · 2 2xx · 1 4xx · 1 not HTTP · median 3.1 ms" in text
+        row = next(line for line in text.splitlines() if "/v1/orders" in line)
+        assert "POST" in row and "201" in row and "12.3" in row and "2.0 KiB" in row
+        assert "not HTTP" in text
+        # h again does not stack a second screen; a new request appears at the bottom.
+        await pilot.press("h")
+        assert len(app.screen_stack) == 2
+        sup.requests["api"].append(HttpRequest(t + 4, "DELETE", "/v1/orders/7", 204, 0.002, 90, 0))
+        await wait_for(pilot, lambda: "/v1/orders/7" in screen_text(app), what="a new request")
+        lines = [line for line in screen_text(app).splitlines() if "/v1/" in line]
+        assert "/v1/orders/7" in lines[-1]
+        # The ring dropped its oldest entries: the table drops them too, nothing is repeated.
+        del sup.requests["api"][:2]
+        sup.requests["api"].append(HttpRequest(t + 5, "GET", "/last", 200, 0.001, 70, 10))
+        await wait_for(pilot, lambda: "/last" in screen_text(app), what="the last request")
+        text = screen_text(app)
+        assert "/healthz" not in text and text.count("/v1/orders/7") == 1
+        await pilot.press("escape")
+        # A forward that is not HTTP, or that has no front door, says why there is no log.
+        app.main_screen.table.move_cursor_to("cache")
+        sup._statuses["cache"] = replace(
+            sup._statuses["cache"], traffic=sup._statuses["api"].traffic
+        )
+        await pilot.press("h")
+        await wait_for(pilot, lambda: "HTTP only on type web and rest" in screen_text(app))
+        await pilot.press("escape")
+        app.main_screen.table.move_cursor_to("search")
+        await pilot.press("h")
+        await wait_for(pilot, lambda: "frontDoor is off for this forward" in screen_text(app))

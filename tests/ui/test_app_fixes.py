@@ -21,12 +21,12 @@ from tests.ui.test_app import build, notifications
     ("size", "columns"),
     [
         ((80, 24), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "REASON / POD")),
-        ((120, 30), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TYPE", "NAMESPACE",
-                     "GROUP", "REASON / POD")),
-        ((100, 30), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TYPE", "NAMESPACE",
+        ((120, 30), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TRAFFIC", "TYPE",
+                     "NAMESPACE", "GROUP", "REASON / POD")),
+        ((100, 30), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TRAFFIC", "TYPE",
                      "REASON / POD")),
-        ((200, 50), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TYPE", "NAMESPACE",
-                     "GROUP", "REASON / POD")),
+        ((200, 50), ("NAME", "STATUS", "LOCAL", "UPTIME", "RESTARTS", "TRAFFIC", "TYPE",
+                     "NAMESPACE", "GROUP", "REASON / POD")),
     ],
 )  # fmt: skip
 async def test_columns_follow_the_width_and_the_reason_always_stays(

@@ -187,3 +187,48 @@ async def test_pod_deletion_shows_reconnecting_then_running(sim: Simulator, kube
         assert new_pod in status(app, "web").reason
         await pilot.press("q")
         await wait_for(pilot, lambda: not app.is_running, TIMEOUT, "quit")
+
+
+async def test_real_http_requests_and_traffic_through_the_front_door(
+    sim: Simulator, kubectl: str
+) -> None:
+    import asyncio
+    import urllib.request
+
+    from kportforward.ui.screens.requests import RequestsScreen
+
+    app, _ = build(sim, kubectl)
+
+    def get(port: int, path: str) -> int:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            reply.read()
+            return int(reply.status)
+
+    async with app.run_test(size=(140, 30)) as pilot:
+        await wait_for(pilot, lambda: running(app, "web"), TIMEOUT, "web Running")
+        port = status(app, "web").local_port
+        for path in ("/first", "/second?x=1"):
+            assert await asyncio.to_thread(get, port, path) == 200
+        # The row counts the user's connections (probes go around the door).
+        await wait_for(
+            pilot,
+            lambda: (t := status(app, "web").traffic) is not None and t.opened >= 2,
+            TIMEOUT,
+            "the door's counters in the table",
+        )
+        assert "TRAFFIC" in app.main_screen.table.shown_columns
+        app.main_screen.table.move_cursor_to("web")
+        await pilot.press("h")
+        assert isinstance(app.screen, RequestsScreen)
+        await wait_for(pilot, lambda: "/second?x=1" in screen_text(app), TIMEOUT, "the log")
+        text = screen_text(app)
+        row = next(line for line in text.splitlines() if "/first" in line)
+        assert "GET" in row and "200" in row
+        assert "2 requests · 2 2xx" in text
+        await pilot.press("escape", "enter")
+        assert isinstance(app.screen, DetailsScreen)
+        await wait_for(pilot, lambda: "2 relayed" in screen_text(app), TIMEOUT, "details")
+        text = screen_text(app)
+        assert "Traffic through the front door" in text and "peak" in text
+        await pilot.press("escape", "q")
+        await wait_for(pilot, lambda: not app.is_running, TIMEOUT, "quit")

@@ -170,7 +170,7 @@ def test_details_fields_and_history() -> None:
     api = next(s for s in statuses if s.name == "api")
     fields = dict(p.detail_fields(api, NOW))
     assert fields["kubectl RSS"] == "30.0 MiB" and fields["kubectl CPU"] == "0.4%"
-    assert fields["Last probe"] == "6.0 ms" and fields["Connections"] == "42"
+    assert fields["Last probe"] == "6.0 ms" and fields["Connections"] == "2 open · 42 relayed"
     rows = p.history_rows(web, UTC, NOW)
     assert rows[0][1] == "● Running" and rows[1] == (
         "14:11:40",
@@ -240,3 +240,43 @@ def test_details_show_api_paths_web_rows_and_a_latency_scale() -> None:
     assert p.latency_scale((0.001, 0.004, 0.002)) == (
         "last 2.0 ms · min 1.0 ms · max 4.0 ms (3 probes)"
     )
+
+
+def test_traffic_cell_rates_and_scale() -> None:
+    from kportforward.core.models import Traffic
+
+    assert p.traffic_cell(status()) == ""  # no door: nothing to show
+    assert p.traffic_cell(status(traffic=Traffic())) == "0/s"
+    assert p.traffic_cell(status(traffic=Traffic(rate_in=300.0, rate_out=550.0))) == "850/s"
+    assert p.traffic_cell(status(traffic=Traffic(rate_out=12.3 * 1024))) == "12.3K/s"
+    assert p.traffic_cell(status(traffic=Traffic(rate_out=1.5 * 1024**2))) == "1.5M/s"
+    assert len(p.rate_text(999.9 * 1024)) <= 8  # the column's width
+    running = status(pod="api-1", connections=3, traffic=Traffic(opened=3, active=1))
+    assert p.row_note(running) == "pod api-1 · 3 connections (1 open)"
+    assert p.traffic_scale([]) == "(no bytes in the last 60 s)"
+    assert p.traffic_scale([(0, 0)] * 10) == "(no bytes in the last 10 s)"
+    assert p.traffic_scale([(0, 0), (1024, 1024), (10, 0)]) == (
+        "now 10 B/s · peak 2.0 KiB/s · 2.0 KiB in 3 s"
+    )
+
+
+def test_request_log_rows_summary_and_why_there_is_none() -> None:
+    from kportforward.core.models import Traffic
+    from kportforward.supervisor.httplog import HttpRequest
+
+    long = HttpRequest(NOW - 5, "GET", "/" + "a" * 300, 200, 0.0042, 90, 2048)
+    cells = p.request_cells(long, UTC, NOW)
+    assert cells[0] == "14:13:15" and cells[1] == "GET" and cells[3] == "200"
+    assert len(cells[2]) == p.PATH_MAX and cells[2].endswith("…")
+    assert cells[4:7] == ("4.2", "90 B", "2.0 KiB")
+    odd = HttpRequest(NOW, "", "", None, 0.0, 7, 0, "not HTTP")
+    assert p.request_cells(odd, UTC, NOW)[1:4] == ("—", "—", "—")
+    assert p.requests_summary([]) == "no requests yet"
+    assert p.requests_summary([long, odd, replace(long, status=503, duration=0.1)]) == (
+        "3 requests · 1 2xx · 1 5xx · 1 not HTTP · median 100.0 ms"
+    )
+    web = spec("web", 8080, type="web")
+    assert p.requests_unavailable(status(spec=web, traffic=Traffic())) is None
+    assert "frontDoor is off" in (p.requests_unavailable(status(spec=web)) or "")
+    rpc = spec("grpc", 9090, type="rpc")
+    assert "grpc is type rpc" in (p.requests_unavailable(status(spec=rpc, traffic=Traffic())) or "")

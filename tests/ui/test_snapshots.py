@@ -13,6 +13,7 @@ import pytest
 from textual.pilot import Pilot
 
 from kportforward.kube.discover import Discovery, ServiceInfo, ServicePort
+from kportforward.supervisor.httplog import HttpRequest
 from kportforward.ui.app import KPortForwardApp, make_app
 from tests.ui.fakes import FROZEN_NOW, ScriptedSupervisor, config_of, every_state_world
 from tests.ui.helpers import wait_for
@@ -23,8 +24,21 @@ SIZES = [(80, 24), (120, 30), (200, 50)]
 
 def every_state_app() -> KPortForwardApp:
     config, statuses, clusters = every_state_world()
+    sup = ScriptedSupervisor(config, statuses, clusters)
+    # api's last minute through its front door, and the requests it saw.
+    sup.history["api"] = [(400 * (i % 7), 9000 * ((i * 5) % 11)) for i in range(60)]
+    t = FROZEN_NOW - 40
+    sup.requests["api"] = [
+        HttpRequest(t, "GET", "/healthz", 200, 0.0018, 78, 120),
+        HttpRequest(t + 3, "GET", "/v1/orders?limit=20", 200, 0.0231, 96, 14_210),
+        HttpRequest(t + 9, "POST", "/v1/orders", 201, 0.0412, 2_048, 310),
+        HttpRequest(t + 15, "GET", "/v1/orders/9f3e", 404, 0.0021, 88, 96),
+        HttpRequest(t + 21, "GET", "/v1/stream", None, 12.5, 80, 1_048_576, "no response"),
+        HttpRequest(t + 30, "", "", None, 0.0, 16, 0, "not HTTP"),
+        HttpRequest(t + 38, "DELETE", "/v1/orders/7", 204, 0.0063, 90, 0),
+    ]
     return make_app(
-        ScriptedSupervisor(config, statuses, clusters),
+        sup,
         config_path="/home/me/.config/kportforward/config.yaml",
         clock=lambda: FROZEN_NOW,
         tz=UTC,
@@ -56,8 +70,8 @@ def test_table_with_every_state(snap_compare, size: tuple[int, int]) -> None:
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 30)], ids=lambda s: f"{s[0]}x{s[1]}")
 def test_details_screen(snap_compare, size: tuple[int, int]) -> None:
-    """Details of 'api': spec, figures, latency sparkline with its scale, history (stacked
-    under the fields at 80 columns)."""
+    """Details of 'api': spec, figures, traffic and latency sparklines with their scales,
+    history (stacked under the fields at 80 columns)."""
 
     async def open_details(pilot: Pilot) -> None:
         await started(pilot)
@@ -68,6 +82,20 @@ def test_details_screen(snap_compare, size: tuple[int, int]) -> None:
         await pilot.pause()
 
     assert snap_compare(every_state_app(), terminal_size=size, run_before=open_details)
+
+
+def test_requests_screen(snap_compare) -> None:
+    """h on 'api': its HTTP request log with the summary line, the last request selected."""
+
+    async def open_requests(pilot: Pilot) -> None:
+        await started(pilot)
+        app = pilot.app
+        assert isinstance(app, KPortForwardApp)
+        app.main_screen.table.move_cursor_to("api")
+        await pilot.press("h")
+        await pilot.pause()
+
+    assert snap_compare(every_state_app(), terminal_size=SIZE, run_before=open_requests)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 30)], ids=lambda s: f"{s[0]}x{s[1]}")

@@ -311,6 +311,21 @@ async def test_on_traffic_is_throttled_and_sees_the_last_change(upstream: Upstre
     await d.close()
 
 
+async def test_on_traffic_reports_the_rate_and_then_its_fall_to_zero(upstream: Upstream) -> None:
+    seen: list[Traffic] = []
+    d = FrontDoor("api", "127.0.0.1", 0, on_traffic=seen.append)
+    await d.start()
+    d.set_target(await upstream.start())
+    assert await talk(d.port, b"x" * 5000) == b"x" * 5000
+    await asyncio.sleep(3.5)  # the second with bytes completes, then a quiet one
+    assert any(t.rate_in == 5000 and t.rate_out == 5000 for t in seen), seen
+    assert seen[-1].rate_in == 0 and seen[-1].rate_out == 0  # the dashboard's cell goes to 0/s
+    reports = len(seen)
+    await asyncio.sleep(1.5)
+    assert len(seen) == reports  # and then it goes quiet: no reports while nothing flows
+    await d.close()
+
+
 async def test_http_log_through_the_door(door: FrontDoor) -> None:
     async def http(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         while line := await r.readuntil(b"\r\n\r\n"):

@@ -1,4 +1,4 @@
-"""A forward's details: spec, live figures, probe latency sparkline, state history."""
+"""A forward's details: spec, live figures, traffic and probe latency sparklines, history."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from textual.widgets import Footer, Sparkline, Static
 
 from kportforward.core.models import ForwardStatus
 from kportforward.ui.keys import FORWARD_KEYS
-from kportforward.ui.presenters import detail_fields, history_rows, latency_scale
+from kportforward.ui.presenters import detail_fields, history_rows, latency_scale, traffic_scale
 from kportforward.ui.widgets.summary import tone_markup
 
 
@@ -36,6 +36,7 @@ class DetailsScreen(Screen[None]):
         tz: tzinfo | None,
         refresh_rate: float,
         web_rows: Callable[[ForwardStatus], list[tuple[str, str]]] | None = None,
+        traffic_of: Callable[[str], list[tuple[int, int]]] | None = None,
     ) -> None:
         super().__init__()
         self.forward_name = forward_name
@@ -44,6 +45,7 @@ class DetailsScreen(Screen[None]):
         self._tz = tz
         self._refresh_rate = refresh_rate
         self._web_rows = web_rows
+        self._traffic_of = traffic_of
 
     def compose(self) -> ComposeResult:
         """Title, fields, latency sparkline, history."""
@@ -52,6 +54,13 @@ class DetailsScreen(Screen[None]):
             with VerticalScroll(id="details-left"):
                 yield Static(id="details-fields")
             with VerticalScroll(id="details-right"):
+                yield Static(
+                    "Traffic through the front door (bytes/s, last 60 s)",
+                    classes="section",
+                    id="traffic-title",
+                )
+                yield Static(id="traffic-scale")
+                yield Sparkline([], id="traffic")
                 yield Static("Probe latency through the tunnel (recent)", classes="section")
                 yield Static("(no probes yet)", id="no-latency")
                 yield Sparkline([], id="latency")
@@ -91,12 +100,12 @@ class DetailsScreen(Screen[None]):
             for label, value in fields
         ]
         self.query_one("#details-fields", Static).update("\n".join(lines))
+        self._show_traffic(status)
         latencies = [v * 1000 for v in status.probe_latencies]
         sparkline = self.query_one("#latency", Sparkline)
         sparkline.data = latencies
         sparkline.display = bool(latencies)
-        self.query_one("#no-latency").display = not latencies
-        self.query_one("#no-latency").display = True
+        self.query_one("#no-latency").display = True  # the scale line, or "(no probes yet)"
         self.query_one("#no-latency", Static).update(latency_scale(status.probe_latencies))
         rows = history_rows(status, self._tz, now)
         room = self.query_one("#details-history").size.width or 60
@@ -107,6 +116,21 @@ class DetailsScreen(Screen[None]):
             for when, state, reason, tone in rows
         )
         self.query_one("#details-history", Static).update(history or "(no transitions yet)")
+
+    def _show_traffic(self, status: ForwardStatus) -> None:
+        """The bytes/s sparkline of the last minute, when the forward has a front door."""
+        history: list[tuple[int, int]] = []
+        if status.traffic is not None and self._traffic_of is not None:
+            try:
+                history = self._traffic_of(status.name)
+            except KeyError:  # removed by a reload since the status was read
+                history = []
+        shown = status.traffic is not None and self._traffic_of is not None
+        for widget in ("#traffic-title", "#traffic-scale", "#traffic"):
+            self.query_one(widget).display = shown
+        if shown:
+            self.query_one("#traffic-scale", Static).update(traffic_scale(history))
+            self.query_one("#traffic", Sparkline).data = [i + o for i, o in history] or [0]
 
 
 def hanging(text: str, width: int, indent: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -13,12 +13,15 @@ from textual.widgets import Footer, Log, Static
 
 from kportforward.ui.keys import FORWARD_KEYS
 
+T = TypeVar("T")
 
-def new_lines(seen: tuple[str, ...], now: tuple[str, ...]) -> tuple[tuple[str, ...], bool]:
+
+def new_lines(seen: tuple[T, ...], now: tuple[T, ...]) -> tuple[tuple[T, ...], bool]:
     """The lines of ``now`` not yet shown, and whether the log must be redrawn from scratch.
 
     The supervisor keeps a ring buffer, so ``now`` is ``seen`` minus some old lines plus new ones:
-    find where the newest line shown sits in ``now`` and take what follows.
+    find where the newest line shown sits in ``now`` and take what follows. (Any ring of
+    comparable entries: the HTTP request log uses it too.)
     """
     if now[: len(seen)] == seen:
         return now[len(seen) :], False

@@ -32,21 +32,25 @@ COLUMNS: tuple[Column, ...] = (
     Column("LOCAL", "local", 0, "port", 1),
     Column("UPTIME", "uptime", 7, "uptime", 3, right=True),
     Column("RESTARTS", "restarts", 8, None, 2, right=True),
-    Column("TYPE", "type", 5, "type", 4),
-    Column("NAMESPACE", "namespace", 0, None, 5),
-    Column("GROUP", "group", 0, None, 6),
+    Column("TRAFFIC", "traffic", 0, None, 4, right=True),
+    Column("TYPE", "type", 5, "type", 5),
+    Column("NAMESPACE", "namespace", 0, None, 6),
+    Column("GROUP", "group", 0, None, 7),
     Column("REASON / POD", "reason", 0, None, 0),
 )
 NAME_MAX = 28
 LOCAL_MAX = 22
 NAMESPACE_MAX = 18
 GROUP_MAX = 14
+TRAFFIC_WIDTH = 8
+"""``999.9K/s``: reserved whenever a forward has a front door (no door anywhere: no column)."""
 REASON_MIN = 18
 MEASURED_MAX = {
     "name": NAME_MAX,
     "local": LOCAL_MAX,
     "namespace": NAMESPACE_MAX,
     "group": GROUP_MAX,
+    "traffic": TRAFFIC_WIDTH,
 }
 
 

@@ -30,7 +30,7 @@ from kportforward.ui.presenters import (
     row_cells,
     sort_statuses,
 )
-from kportforward.ui.widgets.columns import Column, fit, layout
+from kportforward.ui.widgets.columns import TRAFFIC_WIDTH, Column, fit, layout
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,7 @@ class ForwardTable(ScrollView, can_focus=True):
                 ("local", len(local_text(s))),
                 ("namespace", len(spec.namespace or "")),
                 ("group", len(spec.group or "")),
+                ("traffic", TRAFFIC_WIDTH if s.traffic is not None else 0),
             ):
                 if width > m.get(field, 0):
                     m[field] = width
