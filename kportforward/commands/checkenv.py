@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import tempfile
 from dataclasses import dataclass, field
 
 from kportforward.core.models import Config
@@ -23,16 +24,19 @@ def verify_kubectl(path: str, timeout: float = VERSION_TIMEOUT) -> str:
     2) naming the file when it does not answer like kubectl."""
     argv = [path, "version", "--client", "-o", "json"]
     try:
-        done = subprocess.run(
-            argv,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            # The client's own version needs no kubeconfig: a broken one is reported by our own
-            # checks (by file and key), not by kubectl hanging on a FIFO or reading /dev/zero.
-            env={**os.environ, "KUBECONFIG": os.devnull},
-        )
+        # The client's own version needs no kubeconfig: a broken one is reported by our own
+        # checks (by file and key), not by kubectl hanging on a FIFO or reading /dev/zero. Nor
+        # does it need a cache: the gcloud SDK's kubectl was seen creating ~/.kube/cache/http
+        # even for this (now and then, on a loaded machine); `check` leaves the home untouched.
+        with tempfile.TemporaryDirectory(prefix="kportforward-check-") as cache:
+            done = subprocess.run(
+                argv,
+                capture_output=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+                env={**os.environ, "KUBECONFIG": os.devnull, "KUBECACHEDIR": cache},
+            )
     except subprocess.TimeoutExpired:
         raise KubectlNotFoundError(
             f"{path}: no answer to 'version --client' within {timeout:g}s",
