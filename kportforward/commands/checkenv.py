@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import tempfile
 from dataclasses import dataclass, field
 
 from kportforward.core.models import Config
@@ -27,16 +26,16 @@ def verify_kubectl(path: str, timeout: float = VERSION_TIMEOUT) -> str:
         # The client's own version needs no kubeconfig: a broken one is reported by our own
         # checks (by file and key), not by kubectl hanging on a FIFO or reading /dev/zero. Nor
         # does it need a cache: the gcloud SDK's kubectl was seen creating ~/.kube/cache/http
-        # even for this (now and then, on a loaded machine); `check` leaves the home untouched.
-        with tempfile.TemporaryDirectory(prefix="kportforward-check-") as cache:
-            done = subprocess.run(
-                argv,
-                capture_output=True,
-                timeout=timeout,
-                check=False,
-                stdin=subprocess.DEVNULL,
-                env={**os.environ, "KUBECONFIG": os.devnull, "KUBECACHEDIR": cache},
-            )
+        # even for this (now and then, on a loaded machine); under the null device it cannot,
+        # so `check` leaves the home (and the temp dir) untouched.
+        done = subprocess.run(
+            argv,
+            capture_output=True,
+            timeout=timeout,
+            check=False,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, "KUBECONFIG": os.devnull, "KUBECACHEDIR": os.devnull},
+        )
     except subprocess.TimeoutExpired:
         raise KubectlNotFoundError(
             f"{path}: no answer to 'version --client' within {timeout:g}s",

@@ -275,7 +275,7 @@ async def test_a_pod_replaced_under_a_service_forward_is_not_a_permanent_failure
                      what="kubectl's NotFound")  # fmt: skip
         sim.remove_rule(rule)  # the replacement pod is there now
         with contextlib.suppress(AssertionError):
-            await h.wait(lambda: h.state("api") is ForwardState.RUNNING, timeout=10)
+            await h.wait(lambda: h.state("api") is ForwardState.RUNNING, timeout=25)
         states = h.states("api")
     finally:
         await h.close()
