@@ -499,7 +499,7 @@ def requests_unavailable(status: ForwardStatus) -> str | None:
             "No request log: frontDoor is off for this forward, so its traffic does not pass "
             "through kportforward (kubectl listens on the port itself)."
         )
-    if status.spec.type not in ("web", "rest"):
+    if not is_browsable(status):
         return (
             f"No request log: kportforward reads HTTP only on type web and rest forwards; "
             f"{status.name} is type {status.spec.type or '(empty)'}. Its bytes are counted in "
