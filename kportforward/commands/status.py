@@ -29,6 +29,8 @@ def forward_row(f: dict[str, Any], now: float) -> dict[str, Any]:
         "restarts": f.get("restarts", 0),
         "reason": f.get("reason", ""),
         "pid": f.get("pid"),
+        # the front door's counters (connections, bytes, rates); null without a door
+        "traffic": f.get("traffic"),
     }
 
 

@@ -79,6 +79,9 @@ def test_status_wait_act_and_a_refused_second_run(kubectl, sim_factory, tmp_path
         rows = {r["name"]: r for r in doc["forwards"]}
         assert rows["f0"]["state"] == "Running" and rows["f0"]["localPort"] == ports[0]
         assert rows["f0"]["pod"].startswith("svc-000") and rows["f0"]["uptime"] >= 0
+        # The front door's counters (wait's probes go around the door: no user connection yet).
+        assert rows["f0"]["traffic"]["opened"] == 0 and rows["f0"]["traffic"]["bytesIn"] == 0
+        assert set(rows["f0"]["traffic"]) >= {"active", "failed", "bytesOut", "rateIn", "rateOut"}
         human = cli(config, "status")
         assert "NAME" in human.stdout and "f1" in human.stdout
         # A forward that never becomes healthy: wait times out naming its state and reason.
