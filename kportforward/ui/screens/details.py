@@ -5,28 +5,20 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from datetime import tzinfo
-from typing import ClassVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import Footer, Sparkline, Static
 
 from kportforward.core.models import ForwardStatus
-from kportforward.ui.keys import FORWARD_KEYS
 from kportforward.ui.presenters import detail_fields, history_rows, latency_scale, traffic_scale
+from kportforward.ui.screens.forward import ForwardScreen
 from kportforward.ui.widgets.summary import tone_markup
 
 
-class DetailsScreen(Screen[None]):
+class DetailsScreen(ForwardScreen):
     """Everything known about one forward, refreshed at ``uiOptions.refreshRate``."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "app.pop_screen", "Back"),
-        *FORWARD_KEYS,
-    ]
 
     def __init__(
         self,
@@ -38,12 +30,10 @@ class DetailsScreen(Screen[None]):
         web_rows: Callable[[ForwardStatus], list[tuple[str, str]]] | None = None,
         traffic_of: Callable[[str], list[tuple[int, int]]] | None = None,
     ) -> None:
-        super().__init__()
-        self.forward_name = forward_name
+        super().__init__(forward_name, refresh_rate)
         self._status_of = status_of
         self._clock = clock
         self._tz = tz
-        self._refresh_rate = refresh_rate
         self._web_rows = web_rows
         self._traffic_of = traffic_of
 
@@ -75,12 +65,7 @@ class DetailsScreen(Screen[None]):
         """Side by side when there is room; stacked (one scroll) on a narrow terminal."""
         self.set_class(self.size.width < self.NARROW, "narrow")
 
-    def on_mount(self) -> None:
-        """Fill in now, then follow the refresh rate."""
-        self.refresh_details()
-        self.set_interval(self._refresh_rate, self.refresh_details)
-
-    def refresh_details(self) -> None:
+    def redraw(self) -> None:
         """Re-read the forward's status from the supervisor and redraw."""
         status = self._status_of(self.forward_name)
         title = self.query_one("#details-title", Static)

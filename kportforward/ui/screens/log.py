@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import ClassVar, TypeVar
+from typing import TypeVar
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import Footer, Log, Static
 
-from kportforward.ui.keys import FORWARD_KEYS
+from kportforward.ui.screens.forward import ForwardScreen
 
 T = TypeVar("T")
 
@@ -32,13 +30,8 @@ def new_lines(seen: tuple[T, ...], now: tuple[T, ...]) -> tuple[tuple[T, ...], b
     return now, True
 
 
-class LogScreen(Screen[None]):
+class LogScreen(ForwardScreen):
     """The kubectl output of one forward, following new lines at the refresh rate."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "app.pop_screen", "Back"),
-        *FORWARD_KEYS,
-    ]
 
     def __init__(
         self,
@@ -46,10 +39,8 @@ class LogScreen(Screen[None]):
         lines_of: Callable[[str], Iterable[str]],
         refresh_rate: float,
     ) -> None:
-        super().__init__()
-        self.forward_name = forward_name
+        super().__init__(forward_name, refresh_rate)
         self._lines_of = lines_of
-        self._refresh_rate = refresh_rate
         self._seen: tuple[str, ...] = ()
         self._placeholder = False
 
@@ -59,12 +50,7 @@ class LogScreen(Screen[None]):
         yield Log(id="log", highlight=False)
         yield Footer()
 
-    def on_mount(self) -> None:
-        """Show what is there, then follow."""
-        self.pull()
-        self.set_interval(self._refresh_rate, self.pull)
-
-    def pull(self) -> None:
+    def redraw(self) -> None:
         """Append the lines kubectl printed since the last look."""
         try:
             lines = tuple(self._lines_of(self.forward_name))

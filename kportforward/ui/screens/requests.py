@@ -4,35 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import tzinfo
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.markup import escape
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from kportforward.core.models import ForwardStatus
-from kportforward.ui.keys import FORWARD_KEYS
 from kportforward.ui.presenters import (
     REQUEST_COLUMNS,
     request_cells,
     requests_summary,
     requests_unavailable,
 )
+from kportforward.ui.screens.forward import ForwardScreen
 from kportforward.ui.screens.log import new_lines
 
 if TYPE_CHECKING:
     from kportforward.supervisor.httplog import HttpRequest
 
 
-class RequestsScreen(Screen[None]):
+class RequestsScreen(ForwardScreen):
     """Method, path, status, duration and bytes of each request, following new ones."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "app.pop_screen", "Back"),
-        *FORWARD_KEYS,
-    ]
 
     def __init__(
         self,
@@ -43,13 +36,11 @@ class RequestsScreen(Screen[None]):
         tz: tzinfo | None,
         refresh_rate: float,
     ) -> None:
-        super().__init__()
-        self.forward_name = forward_name
+        super().__init__(forward_name, refresh_rate)
         self._status_of = status_of
         self._requests_of = requests_of
         self._clock = clock
         self._tz = tz
-        self._refresh_rate = refresh_rate
         self._seen: tuple[HttpRequest, ...] = ()
 
     def compose(self) -> ComposeResult:
@@ -61,12 +52,7 @@ class RequestsScreen(Screen[None]):
         yield table
         yield Footer()
 
-    def on_mount(self) -> None:
-        """Show what is there, then follow."""
-        self.pull()
-        self.set_interval(self._refresh_rate, self.pull)
-
-    def pull(self) -> None:
+    def redraw(self) -> None:
         """Append the requests finished since the last look."""
         status = self._status_of(self.forward_name)
         title = self.query_one("#requests-title", Static)
