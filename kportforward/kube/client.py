@@ -99,6 +99,20 @@ async def run_in_thread(fn: Callable[..., T], *args: Any, timeout: float, name: 
     return await asyncio.wait_for(future, timeout)
 
 
+async def api_call(
+    fn: Callable[..., T], *args: Any, timeout: float, name: str, doing: str, hint: str
+) -> T:
+    """``fn(*args, deadline)`` on a thread of its own (see ``run_in_thread``), after the one-time
+    import. ``deadline`` (monotonic) comes first so ``fn`` can say what it was waiting for; at
+    ``timeout`` the call is abandoned: KubeApiError("network", "no answer within …s DOING")."""
+    await ensure_imported()
+    deadline = time.monotonic() + timeout * 0.9
+    try:
+        return await run_in_thread(fn, *args, deadline, timeout=timeout, name=name)
+    except TimeoutError:
+        raise KubeApiError("network", f"no answer within {timeout:g}s {doing}", hint) from None
+
+
 def _cluster_info(root: Any, name: str) -> dict[str, Any]:
     """The cluster as an exec plugin with ``provideClusterInfo`` expects it (client-go Cluster)."""
     for node in root.value.get("clusters") or []:

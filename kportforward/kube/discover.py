@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from kportforward.kube import client as kclient
-from kportforward.kube.classify import KubeApiError, classify
+from kportforward.kube.classify import classify
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,21 +96,13 @@ async def discover_services(
     Raises KubeApiError (``kind``: notfound, auth, forbidden, network, config) or
     KubeconfigError / KubeContextError.
     """
-    await kclient.ensure_imported()
-    deadline = time.monotonic() + timeout * 0.9
-    try:
-        return await kclient.run_in_thread(
-            _discover_blocking,
-            namespace,
-            kubeconfig,
-            context,
-            deadline,
-            timeout=timeout,
-            name="kpf-discover",
-        )
-    except TimeoutError:
-        raise KubeApiError(
-            "network",
-            f"no answer within {timeout:g}s listing services",
-            "is the cluster up? (kportforward check)",
-        ) from None
+    return await kclient.api_call(
+        _discover_blocking,
+        namespace,
+        kubeconfig,
+        context,
+        timeout=timeout,
+        name="kpf-discover",
+        doing="listing services",
+        hint="is the cluster up? (kportforward check)",
+    )

@@ -79,21 +79,13 @@ async def resolve_pods(
 
     Raises KubeApiError (``kind``: notfound, auth, forbidden, network, config) or KubeconfigError.
     """
-    await kclient.ensure_imported()
-    deadline = time.monotonic() + timeout * 0.9
-    try:
-        return await kclient.run_in_thread(
-            _resolve_blocking,
-            spec,
-            kubeconfig,
-            context,
-            deadline,
-            timeout=timeout,
-            name=f"kpf-resolve-{spec.name}",
-        )
-    except TimeoutError:
-        raise KubeApiError(
-            "network",
-            f"no answer within {timeout:g}s resolving {spec.target}",
-            "is the cluster up?",
-        ) from None
+    return await kclient.api_call(
+        _resolve_blocking,
+        spec,
+        kubeconfig,
+        context,
+        timeout=timeout,
+        name=f"kpf-resolve-{spec.name}",
+        doing=f"resolving {spec.target}",
+        hint="is the cluster up?",
+    )
