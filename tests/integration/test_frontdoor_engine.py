@@ -19,19 +19,14 @@ import pytest
 
 from kportforward.core.models import Config, Settings
 from kportforward.sim import generated_world
+from tests.integration.conftest import echo_through
 from tests.integration.supervisor_helpers import RUNNING, Harness, echo_specs, make_supervisor
 
 pytestmark = pytest.mark.integration
 
 
 def _echo(port: int, data: bytes = b"ping", timeout: float = 5.0) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
+    return echo_through(port, data, timeout)
 
 
 def _listeners(port: int) -> set[int]:

@@ -24,6 +24,7 @@ from kportforward.sim import generated_world
 from kportforward.supervisor.runner import Tuning
 from kportforward.supervisor.supervisor import Supervisor
 from tests.conftest import free_ports
+from tests.integration.conftest import echo_through
 from tests.integration.supervisor_helpers import Harness, kubectls_of
 
 pytestmark = pytest.mark.integration
@@ -38,18 +39,6 @@ async def _echo(port: int, data: bytes = b"ping") -> bytes:
         return await asyncio.wait_for(reader.read(), 2)
     finally:
         writer.close()
-
-
-def _echo_sync(port: int, data: bytes = b"ping") -> bytes:
-    import socket
-
-    with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
-        sock.sendall(data)
-        sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while chunk := sock.recv(65536):
-            chunks.append(chunk)
-        return b"".join(chunks)
 
 
 @pytest.mark.parametrize("keep_alive", [0.4, 30.0], ids=["keepAlive-0.4s", "keepAlive-30s"])
@@ -147,7 +136,7 @@ def test_sigstopped_manager_comes_back_with_only_the_dead_tunnel_replaced(
             deadline = time.monotonic() + 15
             while True:
                 try:
-                    if _echo_sync(ports[i]) == b"ping":
+                    if echo_through(ports[i], b"ping", timeout=2) == b"ping":
                         break
                 except OSError:
                     pass
