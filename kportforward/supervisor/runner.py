@@ -477,27 +477,25 @@ class ForwardRunner:
 
     # -- queries --------------------------------------------------------------------------------
 
-    @property
-    def connections(self) -> int:
-        """Client connections: the door's count, else kubectl's over all its processes (our
-        probes not counted)."""
-        if self.door is not None:
-            return int(self.door.stats().opened)
-        live = self.proc.connections if self.proc is not None else 0
-        return max(0, self._connections_before + live - self._probes)
-
     def status(self) -> ForwardStatus:
-        """An immutable snapshot of this forward (cached until something in it changes)."""
+        """An immutable snapshot of this forward (cached until something in it changes).
+
+        Client connections are the door's count, else kubectl's over all its processes (our
+        probes not counted)."""
+        traffic: Traffic | None
         if self.door is not None:
-            traffic: Traffic | None = self.door.stats()
+            traffic = stats = self.door.stats()
+            connections = stats.opened
         else:  # zeros until the door opens; None only when kubectl owns the port (no door)
             traffic = Traffic() if self.host.door_for(self) is not None else None
-        key = (self.record, self.connections, self.rss, self.cpu_percent, traffic)
+            live = self.proc.connections if self.proc is not None else 0
+            connections = max(0, self._connections_before + live - self._probes)
+        key = (self.record, connections, self.rss, self.cpu_percent, traffic)
         if self._status is not None and key == self._status_key:
             return self._status
         self._status_key = key
         self._status = self.record.status(
-            connections=self.connections, rss=self.rss, cpu=self.cpu_percent, traffic=traffic
+            connections=connections, rss=self.rss, cpu=self.cpu_percent, traffic=traffic
         )
         return self._status
 
