@@ -104,18 +104,17 @@ class DetailsScreen(ForwardScreen):
 
     def _show_traffic(self, status: ForwardStatus) -> None:
         """The bytes/s sparkline of the last minute, when the forward has a front door."""
-        history: list[tuple[int, int]] = []
-        if status.traffic is not None and self._traffic_of is not None:
-            try:
-                history = self._traffic_of(status.name)
-            except KeyError:  # removed by a reload since the status was read
-                history = []
         shown = status.traffic is not None and self._traffic_of is not None
         for widget in ("#traffic-title", "#traffic-scale", "#traffic"):
             self.query_one(widget).display = shown
-        if shown:
-            self.query_one("#traffic-scale", Static).update(traffic_scale(history))
-            self.query_one("#traffic", Sparkline).data = [i + o for i, o in history] or [0]
+        if not shown or self._traffic_of is None:
+            return
+        try:
+            history = self._traffic_of(status.name)
+        except KeyError:  # removed by a reload since the status was read
+            history = []
+        self.query_one("#traffic-scale", Static).update(traffic_scale(history))
+        self.query_one("#traffic", Sparkline).data = [i + o for i, o in history] or [0]
 
 
 def hanging(text: str, width: int, indent: int) -> str:
