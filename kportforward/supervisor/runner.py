@@ -455,6 +455,14 @@ class ForwardRunner:
 
         def verdict(result: ProbeResult) -> None:
             self._probe = None
+            if (
+                not result.ok
+                and not result.hung_up
+                and getattr(proc, "returncode", None) is not None
+            ):
+                # kubectl is gone (a kill, a crash): its exit, which follows, names the cause;
+                # a probe that found the port closed would only say "connection refused".
+                return
             refused = getattr(proc, "forward_errors", 0) > errors_before or proc.exited
             if (result.ok and refused) or result.hung_up:
                 reason = _nothing_listens(self.spec, proc)
